@@ -1,0 +1,2 @@
+//! kiln's state under `.kiln/`: run records in SQLite (`kiln.db`).
+#![warn(missing_docs)]

@@ -1,0 +1,1 @@
+//! End-to-end tests: each drives the real `kiln` binary.
