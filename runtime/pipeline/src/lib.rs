@@ -10,6 +10,7 @@ pub mod diagnostic;
 pub mod expr;
 pub mod plan;
 pub mod source;
+mod yaml;
 
 pub use diagnostic::{Diagnostic, LoadError, Severity};
 pub use plan::{FsAccess, Job, JobId, Permissions, Plan, RetryOn, RetryPolicy, Step, StepAction};
