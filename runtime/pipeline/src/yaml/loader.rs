@@ -144,11 +144,14 @@ impl<'a> Builder<'a> {
                 }
             }
             Event::Scalar(value, style, anchor, tag) => {
-                let quoted_by_tag = tag.is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str");
+                let quoted_by_tag =
+                    tag.is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str");
                 let node = self.scalar(value.into_owned(), style, quoted_by_tag, span);
                 self.complete(node, 1, anchor)?;
             }
-            Event::SequenceStart(anchor, _) => self.open(FrameKind::Sequence(Vec::new()), span, anchor)?,
+            Event::SequenceStart(anchor, _) => {
+                self.open(FrameKind::Sequence(Vec::new()), span, anchor)?
+            }
             Event::MappingStart(anchor, _) => self.open(
                 FrameKind::Mapping {
                     entries: Vec::new(),
@@ -167,7 +170,9 @@ impl<'a> Builder<'a> {
     fn scalar(&self, value: String, style: ScalarStyle, quoted_by_tag: bool, span: Span) -> Node {
         let style = match style {
             ScalarStyle::Plain if !quoted_by_tag => Style::Plain,
-            ScalarStyle::Plain | ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Style::Quoted,
+            ScalarStyle::Plain | ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
+                Style::Quoted
+            }
             _ => Style::Block,
         };
         // Where does the value sit verbatim in the source? Plain text starts
@@ -175,7 +180,13 @@ impl<'a> Builder<'a> {
         // folding and block scalars break the 1:1 mapping: then `None`.
         let content = match style {
             Style::Plain if !quoted_by_tag => Some(span.start),
-            Style::Quoted if self.text.as_bytes().get(span.start).is_some_and(|b| *b == b'\'' || *b == b'"') => {
+            Style::Quoted
+                if self
+                    .text
+                    .as_bytes()
+                    .get(span.start)
+                    .is_some_and(|b| *b == b'\'' || *b == b'"') =>
+            {
                 Some(span.start + 1)
             }
             _ => None,
@@ -198,7 +209,10 @@ impl<'a> Builder<'a> {
             return Err(Diagnostic::error(
                 "nesting-too-deep",
                 span,
-                format!("lists and mappings are nested deeper than {} levels", self.limits.max_depth),
+                format!(
+                    "lists and mappings are nested deeper than {} levels",
+                    self.limits.max_depth
+                ),
             )
             .with_help("flatten the structure; no pipeline needs this depth"));
         }
@@ -228,7 +242,11 @@ impl<'a> Builder<'a> {
 
     fn alias(&mut self, id: usize, span: Span) -> Result<(), Diagnostic> {
         let Some((node, size)) = self.anchors.get(&id) else {
-            return Err(Diagnostic::error("yaml-syntax", span, "invalid YAML: unknown anchor"));
+            return Err(Diagnostic::error(
+                "yaml-syntax",
+                span,
+                "invalid YAML: unknown anchor",
+            ));
         };
         let (node, size) = (node.clone(), *size);
         self.charge(size, span)?;
@@ -247,7 +265,9 @@ impl<'a> Builder<'a> {
                     self.limits.max_alias_nodes
                 ),
             )
-            .with_help("this looks like a \"billion laughs\" document; reduce the nesting of aliases"));
+            .with_help(
+                "this looks like a \"billion laughs\" document; reduce the nesting of aliases",
+            ));
         }
         Ok(())
     }
@@ -302,7 +322,9 @@ impl<'a> Builder<'a> {
                 merged.clear();
                 self.merge_sources(value, &mut merged);
                 for entry in merged.drain(..) {
-                    if !explicit_set.contains(&entry.key.name) && seen.insert(&entry.key.name, entry.key.span).is_none() {
+                    if !explicit_set.contains(&entry.key.name)
+                        && seen.insert(&entry.key.name, entry.key.span).is_none()
+                    {
                         out.push(entry);
                     }
                 }
@@ -310,9 +332,16 @@ impl<'a> Builder<'a> {
             }
             if let Some(first) = seen.insert(&scalar.value, key.span) {
                 self.diagnostics.push(
-                    Diagnostic::error("duplicate-key", key.span, format!("duplicate key `{}`", scalar.value))
-                        .with_label(format!("`{}` is already defined on line {}", scalar.value, first.line))
-                        .with_help("remove one of the two entries"),
+                    Diagnostic::error(
+                        "duplicate-key",
+                        key.span,
+                        format!("duplicate key `{}`", scalar.value),
+                    )
+                    .with_label(format!(
+                        "`{}` is already defined on line {}",
+                        scalar.value, first.line
+                    ))
+                    .with_help("remove one of the two entries"),
                 );
                 continue;
             }
@@ -353,7 +382,10 @@ fn bad_merge(node: &Node) -> Diagnostic {
     Diagnostic::error(
         "wrong-type",
         node.span,
-        format!("expected a mapping or a list of mappings for `<<`, found {}", node.describe()),
+        format!(
+            "expected a mapping or a list of mappings for `<<`, found {}",
+            node.describe()
+        ),
     )
     .with_help("merge keys take an alias of a mapping: `<<: *defaults`")
 }

@@ -5,8 +5,8 @@ mod loader;
 mod node;
 mod position;
 
-pub(crate) use loader::{Document, Limits, parse};
-pub(crate) use node::{Entry, Key, Node, NodeKind, Scalar, ScalarType, Style};
+pub(crate) use loader::{Limits, parse};
+pub(crate) use node::{Entry, Key, Node, NodeKind, ScalarType};
 pub(crate) use position::LineIndex;
 
 #[cfg(test)]

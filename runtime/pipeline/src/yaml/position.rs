@@ -75,7 +75,10 @@ impl<'a> LineIndex<'a> {
         let start = start.min(self.text.len());
         let line = self.lines.partition_point(|&(_, b)| b <= start).max(1) - 1;
         let line_byte = self.lines[line].1;
-        let col = self.text.get(line_byte..start).map_or(0, |s| s.chars().count());
+        let col = self
+            .text
+            .get(line_byte..start)
+            .map_or(0, |s| s.chars().count());
         Span {
             start,
             end: end.clamp(start, self.text.len()),

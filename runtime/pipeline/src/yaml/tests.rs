@@ -1,4 +1,5 @@
-use super::*;
+use super::loader::*;
+use super::node::*;
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 
@@ -18,7 +19,11 @@ fn entries(node: &Node) -> &[Entry] {
 }
 
 fn get<'n>(node: &'n Node, key: &str) -> &'n Node {
-    &entries(node).iter().find(|e| e.key.name == key).expect(key).value
+    &entries(node)
+        .iter()
+        .find(|e| e.key.name == key)
+        .expect(key)
+        .value
 }
 
 fn text(node: &Node) -> &str {
@@ -107,7 +112,10 @@ fn duplicate_key_points_at_the_second_and_names_the_first_line() {
     assert_eq!(diag.code, "duplicate-key");
     assert_eq!(diag.message, "duplicate key `a`");
     assert_eq!((diag.span.line, diag.span.col), (4, 3));
-    assert_eq!(diag.label.as_deref(), Some("`a` is already defined on line 2"));
+    assert_eq!(
+        diag.label.as_deref(),
+        Some("`a` is already defined on line 2")
+    );
     let jobs = get(d.root.as_ref().unwrap(), "jobs");
     assert_eq!(text(get(jobs, "a")), "1", "the first definition is kept");
 }
@@ -164,7 +172,10 @@ fn alias_bomb_is_rejected_quickly() {
     let d = err(&text, Limits::default());
     assert!(start.elapsed().as_secs() < 2);
     assert_eq!(d.code, "alias-expansion-too-large");
-    assert_eq!(d.message, "anchors and aliases expand to more than 1000000 nodes");
+    assert_eq!(
+        d.message,
+        "anchors and aliases expand to more than 1000000 nodes"
+    );
 }
 
 #[test]
@@ -178,7 +189,10 @@ fn deep_flow_nesting_is_rejected_before_recursion() {
     );
     let text = "a: ".repeat(1) + &"{a: ".repeat(100_000);
     let d = err(&text, Limits::default());
-    assert!(d.code == "nesting-too-deep" || d.code == "yaml-syntax", "{d:?}");
+    assert!(
+        d.code == "nesting-too-deep" || d.code == "yaml-syntax",
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -186,7 +200,10 @@ fn deep_block_nesting_is_rejected_at_the_limit() {
     let text = format!("{}x\n", "- ".repeat(100_000));
     let d = err(&text, Limits::default());
     assert_eq!(d.code, "nesting-too-deep");
-    assert_eq!(d.message, "lists and mappings are nested deeper than 256 levels");
+    assert_eq!(
+        d.message,
+        "lists and mappings are nested deeper than 256 levels"
+    );
     assert_eq!((d.span.line, d.span.col), (1, 513));
 }
 
@@ -198,13 +215,19 @@ fn oversized_file_is_rejected_before_parsing() {
     };
     let d = err("a: 12345678901\n", limits);
     assert_eq!(d.code, "file-too-large");
-    assert_eq!(d.message, "the file is 15 bytes; pipeline files are limited to 10 bytes");
+    assert_eq!(
+        d.message,
+        "the file is 15 bytes; pipeline files are limited to 10 bytes"
+    );
 }
 
 #[test]
 fn non_string_keys_are_reported() {
     let d = doc("? [a]\n: 1\nb: 2\n");
     assert_eq!(d.diagnostics[0].code, "wrong-type");
-    assert_eq!(d.diagnostics[0].message, "expected a string as mapping key, found a list");
+    assert_eq!(
+        d.diagnostics[0].message,
+        "expected a string as mapping key, found a list"
+    );
     assert_eq!(keys(d.root.as_ref().unwrap()), ["b"]);
 }

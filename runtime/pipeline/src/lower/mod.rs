@@ -1,0 +1,319 @@
+//! Decoded jobs → plan jobs: templates parsed, references checked,
+//! `${VAR}` interpolated, matrices expanded into combinations.
+
+mod scope;
+mod text;
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::LoadOptions;
+use crate::ast::{self, Pair, StepKind};
+use crate::diagnostic::Diagnostic;
+use crate::expr::Template;
+use crate::matrix::{self, Combination};
+use crate::plan::{Job, JobId, Step, StepAction};
+use crate::yaml::LineIndex;
+use scope::Scope;
+use text::{Texts, Visible};
+
+/// A job ready for the graph: everything but its id, needs and matrix
+/// values, which differ per instance.
+pub(crate) struct Lowered {
+    pub job: Job,
+    pub combinations: Vec<Combination>,
+}
+
+/// The pipeline-level values the plan carries.
+pub(crate) struct Header {
+    pub env: Vec<(String, Template)>,
+}
+
+/// Lowers every job (and the pipeline env), collecting diagnostics.
+pub(crate) fn lower(
+    pipeline: &ast::Pipeline,
+    options: &LoadOptions,
+    lines: &LineIndex<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (Header, Vec<Option<Lowered>>) {
+    let keys: HashSet<&str> = pipeline.jobs.iter().map(|j| j.key.as_str()).collect();
+    let all_jobs = |name: &str| keys.contains(name);
+    let mut texts = Texts {
+        lines,
+        diagnostics: Vec::new(),
+    };
+    let top = Visible {
+        job: "",
+        needs: &[],
+        all_jobs: &all_jobs,
+        matrix: None,
+        steps: &[],
+    };
+    let base = Scope::new(options, &[&pipeline.env]);
+    let env = env_templates(&mut texts, &pipeline.env, &base, &top);
+    let jobs = pipeline
+        .jobs
+        .iter()
+        .map(|j| lower_job(&mut texts, pipeline, j, options, &all_jobs))
+        .collect();
+    diagnostics.append(&mut texts.diagnostics);
+    (Header { env }, jobs)
+}
+
+/// `env:` values interpolated in `scope` (a variable that refers to its
+/// own name reads the next outer level: `PATH: ${PATH}:/opt/bin`).
+fn env_templates(
+    texts: &mut Texts<'_>,
+    pairs: &[Pair],
+    scope: &Scope<'_>,
+    visible: &Visible<'_>,
+) -> Vec<(String, Template)> {
+    pairs
+        .iter()
+        .filter_map(|p| {
+            // Only a direct self-reference reads the outer level; an
+            // indirect one (`A: ${B}`, `B: ${A}`) stays a reported cycle.
+            let own = if refers_to_itself(&p.name, &p.value.value) {
+                scope.shadowing(&p.name)
+            } else {
+                scope.clone()
+            };
+            let lookup = |name: &str| own.get(name);
+            let t = texts.template(&p.value, visible, Some(&lookup))?;
+            Some((p.name.clone(), t))
+        })
+        .collect()
+}
+
+fn lower_job(
+    texts: &mut Texts<'_>,
+    pipeline: &ast::Pipeline,
+    job: &ast::Job,
+    options: &LoadOptions,
+    all_jobs: &dyn Fn(&str) -> bool,
+) -> Option<Lowered> {
+    let needs: Vec<&str> = job.needs.iter().map(|t| t.value.as_str()).collect();
+    let combinations = match &job.matrix {
+        Some(m) => match matrix::expand(m, &job.key) {
+            Ok(c) => c,
+            Err(d) => {
+                texts.diagnostics.push(d);
+                Vec::new()
+            }
+        },
+        None => vec![Vec::new()],
+    };
+    let matrix_keys: Option<Vec<String>> = job.matrix.as_ref().map(|m| {
+        let mut keys: Vec<String> = m.dimensions.iter().map(|(k, _)| k.clone()).collect();
+        for (k, _) in m.include.iter().flatten() {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        keys
+    });
+    let all_ids: Vec<String> = job
+        .steps
+        .iter()
+        .filter_map(|s| s.id.as_ref())
+        .map(|t| t.value.clone())
+        .collect();
+    let job_visible = Visible {
+        job: &job.key,
+        needs: &needs,
+        all_jobs,
+        matrix: matrix_keys.as_deref(),
+        steps: &[],
+    };
+    let scope = Scope::new(options, &[&job.env, &pipeline.env]);
+    let lookup = |name: &str| scope.get(name);
+    let env = env_templates(texts, &job.env, &scope, &job_visible);
+    let condition = job
+        .condition
+        .as_ref()
+        .and_then(|c| texts.condition(c, &job_visible));
+    let image = job
+        .image
+        .as_ref()
+        .and_then(|t| texts.template(t, &job_visible, Some(&lookup)));
+    let outputs = job
+        .outputs
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.name.clone(),
+                texts.template(
+                    &p.value,
+                    &Visible {
+                        steps: &all_ids,
+                        ..job_visible
+                    },
+                    Some(&lookup),
+                )?,
+            ))
+        })
+        .collect();
+    let mut steps = Vec::with_capacity(job.steps.len());
+    let mut seen_ids: Vec<String> = Vec::new();
+    for step in &job.steps {
+        let step_visible = Visible {
+            steps: &seen_ids,
+            ..job_visible
+        };
+        if let Some(s) = lower_step(texts, pipeline, job, step, options, &step_visible) {
+            steps.push(s);
+        }
+        if let Some(id) = &step.id {
+            if seen_ids.contains(&id.value) {
+                texts.diagnostics.push(Diagnostic::error(
+                    "duplicate-step-id",
+                    id.span,
+                    format!("job `{}` has two steps with `id: {}`", job.key, id.value),
+                ));
+            } else {
+                seen_ids.push(id.value.clone());
+            }
+        }
+    }
+    let title = job
+        .title
+        .as_ref()
+        .map_or_else(|| job.key.clone(), |t| t.value.clone());
+    Some(Lowered {
+        job: Job {
+            id: JobId(0),
+            name: job.key.clone(),
+            key: job.key.clone(),
+            title,
+            needs: Vec::new(),
+            condition,
+            env,
+            matrix: BTreeMap::new(),
+            image,
+            steps,
+            timeout: job.timeout,
+            retry: job.retry.clone(),
+            continue_on_error: job.continue_on_error,
+            outputs,
+            span: job.key_span,
+        },
+        combinations,
+    })
+}
+
+fn lower_step(
+    texts: &mut Texts<'_>,
+    pipeline: &ast::Pipeline,
+    job: &ast::Job,
+    step: &ast::Step,
+    options: &LoadOptions,
+    visible: &Visible<'_>,
+) -> Option<Step> {
+    let scope = Scope::new(options, &[&step.env, &job.env, &pipeline.env]);
+    let lookup = |name: &str| scope.get(name);
+    let env = env_templates(texts, &step.env, &scope, visible);
+    let condition = step
+        .condition
+        .as_ref()
+        .and_then(|c| texts.condition(c, visible));
+    let (action, fallback_name) = match &step.kind {
+        StepKind::Run(script) => {
+            // `$VAR` and `${VAR}` in scripts belong to the shell.
+            let script_t = texts.template(script, visible, None)?;
+            let shell = step
+                .shell
+                .as_ref()
+                .or(job.defaults.shell.as_ref())
+                .or(pipeline.defaults.shell.as_ref())
+                .map_or_else(default_shell, |t| shell_words(&t.value));
+            let dir = step
+                .working_directory
+                .as_ref()
+                .or(job.defaults.working_directory.as_ref())
+                .or(pipeline.defaults.working_directory.as_ref());
+            let working_directory = match dir {
+                Some(t) => Some(texts.template(t, visible, Some(&lookup))?),
+                None => None,
+            };
+            let first_line = script
+                .value
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("run");
+            (
+                StepAction::Run {
+                    script: script_t,
+                    shell,
+                    working_directory,
+                },
+                first_line.to_owned(),
+            )
+        }
+        StepKind::Uses(reference) => {
+            let with = step
+                .with
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p.name.clone(),
+                        texts.template(&p.value, visible, Some(&lookup))?,
+                    ))
+                })
+                .collect();
+            (
+                StepAction::Uses {
+                    reference: reference.value.clone(),
+                    with,
+                    permissions: step.permissions.clone(),
+                },
+                reference.value.clone(),
+            )
+        }
+        StepKind::Unsupported { kind, message } => (
+            StepAction::Unsupported {
+                kind: kind.clone(),
+                message: message.clone(),
+            },
+            kind.clone(),
+        ),
+        StepKind::Invalid => return None,
+    };
+    Some(Step {
+        id: step.id.as_ref().map(|t| t.value.clone()),
+        name: step
+            .name
+            .as_ref()
+            .map_or(fallback_name, |t| t.value.clone()),
+        action,
+        condition,
+        env,
+        timeout: step.timeout,
+        continue_on_error: step.continue_on_error,
+        span: step.span,
+    })
+}
+
+fn refers_to_itself(name: &str, value: &str) -> bool {
+    value.match_indices("${").any(|(i, _)| {
+        let rest = &value[i + 2..];
+        rest.strip_prefix(name)
+            .is_some_and(|after| after.starts_with(['}', ':', '/']))
+    })
+}
+
+fn default_shell() -> Vec<String> {
+    vec!["sh".into(), "-e".into()]
+}
+
+/// `shell: bash` runs `bash -e` (fail on the first error, like the default
+/// `sh -e`); any longer command line is taken as written.
+fn shell_words(text: &str) -> Vec<String> {
+    let words: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+    match words.as_slice() {
+        [] => default_shell(),
+        [one] if matches!(one.as_str(), "sh" | "bash" | "dash" | "zsh" | "ksh") => {
+            vec![one.clone(), "-e".into()]
+        }
+        _ => words,
+    }
+}
