@@ -49,7 +49,7 @@ pub(crate) fn format(d: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+    for (unit, size) in [("h", 3600), ("m", 60), ("s", 1)] {
         if secs >= size {
             out.push_str(&format!("{}{unit}", secs / size));
             secs %= size;
@@ -92,5 +92,6 @@ mod tests {
         assert_eq!(format(Duration::from_secs(5400)), "1h30m");
         assert_eq!(format(Duration::from_millis(1500)), "1500ms");
         assert_eq!(format(Duration::ZERO), "0s");
+        assert_eq!(format(Duration::from_secs(100 * 3600)), "100h");
     }
 }

@@ -84,6 +84,7 @@ impl Decoder {
         };
         let mut spellings = Spellings::default();
         let mut steps_node = None;
+        let mut deploys = false;
         for entry in entries {
             let (k, v) = (&entry.key, &entry.value);
             match k.name.as_str() {
@@ -110,7 +111,11 @@ impl Decoder {
                     self.not_yet_supported(k.span, "the deployment `environment`", DEPLOY)
                 }
                 "manual_approval" => self.not_yet_supported(k.span, "`manual_approval`", DEPLOY),
-                "deploy" => self.not_yet_supported(k.span, "`deploy`", DEPLOY),
+                "deploy" => {
+                    // A deploy job's work is the rollout; it needs no steps.
+                    deploys = true;
+                    self.not_yet_supported(k.span, "`deploy`", DEPLOY);
+                }
                 "executor" => self.not_yet_supported(k.span, "`executor`", CONTAINERS),
                 "services" => self.not_yet_supported(k.span, "`services`", CONTAINERS),
                 "artifacts" => self.not_yet_supported(k.span, "`artifacts`", STORE),
@@ -133,11 +138,13 @@ impl Decoder {
                 "strategy" => job.matrix = self.strategy(v),
                 "outputs" => job.outputs = self.pairs(v, "outputs"),
                 "defaults" => job.defaults = self.defaults(v),
+                name if name.starts_with("x-") => {}
                 _ => self.unknown_field(k, &context, FIELDS),
             }
         }
         match steps_node {
             Some(node) => job.steps = self.steps(node, &key.name),
+            None if deploys => {}
             None => self.push(
                 Diagnostic::error(
                     "empty-steps",

@@ -69,6 +69,8 @@ pub(crate) fn decode(root: Option<&Node>, decoder: &mut Decoder) -> Pipeline {
                     decode_jobs(value, &key.name, decoder, &mut pipeline);
                 }
             }
+            // Extension fields (as in Docker Compose) hold anchors to reuse.
+            name if name.starts_with("x-") => {}
             _ => decoder.unknown_field(key, "the pipeline", FIELDS),
         }
     }

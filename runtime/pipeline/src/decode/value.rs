@@ -83,6 +83,14 @@ impl Decoder {
     pub(super) fn duration(&mut self, node: &Node, field: &str) -> Option<Duration> {
         let scalar = node.scalar().filter(|_| !node.is_null());
         let parsed = match scalar.map(|s| (s, s.ty())) {
+            Some((_, ScalarType::Int(n))) if n < 0 => {
+                self.push(Diagnostic::error(
+                    "out-of-range",
+                    node.span,
+                    format!("`{field}` cannot be negative, found {n}"),
+                ));
+                return None;
+            }
             Some((_, ScalarType::Int(n))) => u64::try_from(n).ok().map(Duration::from_secs),
             Some((s, ScalarType::Float)) => s
                 .value

@@ -119,6 +119,11 @@ impl<'a> Builder<'a> {
         for event in Parser::new_from_str(self.text) {
             let (event, yspan) = event.map_err(|e| {
                 let at = self.lines.span(e.marker().index(), e.marker().index());
+                // saphyr bounds flow nesting itself (before our own limit can
+                // see it); say the same thing ours says.
+                if e.info() == "recursion limit exceeded" {
+                    return too_deep(at, self.limits.max_depth);
+                }
                 Diagnostic::error("yaml-syntax", at, format!("invalid YAML: {}", e.info()))
             })?;
             let span = self.span(&yspan);
@@ -206,15 +211,7 @@ impl<'a> Builder<'a> {
 
     fn open(&mut self, kind: FrameKind, span: Span, anchor: usize) -> Result<(), Diagnostic> {
         if self.stack.len() >= self.limits.max_depth {
-            return Err(Diagnostic::error(
-                "nesting-too-deep",
-                span,
-                format!(
-                    "lists and mappings are nested deeper than {} levels",
-                    self.limits.max_depth
-                ),
-            )
-            .with_help("flatten the structure; no pipeline needs this depth"));
+            return Err(too_deep(span, self.limits.max_depth));
         }
         self.stack.push(Frame {
             kind,
@@ -376,6 +373,15 @@ impl<'a> Builder<'a> {
             NodeKind::Scalar(_) => self.diagnostics.push(bad_merge(value)),
         }
     }
+}
+
+fn too_deep(span: Span, limit: usize) -> Diagnostic {
+    Diagnostic::error(
+        "nesting-too-deep",
+        span,
+        format!("lists and mappings are nested deeper than {limit} levels"),
+    )
+    .with_help("flatten the structure; no pipeline needs this depth")
 }
 
 fn bad_merge(node: &Node) -> Diagnostic {
