@@ -1,1 +1,2 @@
 //! End-to-end tests: each drives the real `kiln` binary.
+mod validate;
