@@ -23,18 +23,18 @@ pub(crate) fn plan(
 ) -> Plan {
     let mut ranges: Vec<Range<usize>> = Vec::with_capacity(lowered.len());
     let mut jobs: Vec<Job> = Vec::with_capacity(lowered.len());
-    for l in &lowered {
+    for l in lowered {
         let start = jobs.len();
-        for combo in &l.combinations {
-            let mut job = l.job.clone();
-            job.id = JobId(jobs.len());
-            job.name = matrix::instance_name(&job.key, combo);
-            if job.title == job.key {
-                job.title = job.name.clone();
-            }
-            job.matrix = combo.iter().cloned().collect();
-            jobs.push(job);
+        let Some((last, others)) = l.combinations.split_last() else {
+            ranges.push(start..start);
+            continue;
+        };
+        for combo in others {
+            jobs.push(instance(l.job.clone(), combo, jobs.len()));
         }
+        // The last instance takes the template itself: no clone for the
+        // common single-instance job.
+        jobs.push(instance(l.job, last, jobs.len()));
         ranges.push(start..jobs.len());
     }
     for (declared, range) in ranges.iter().enumerate() {
@@ -47,6 +47,18 @@ pub(crate) fn plan(
         }
     }
     from_jobs(name, env, timeout, jobs)
+}
+
+fn instance(mut job: Job, combo: &matrix::Combination, id: usize) -> Job {
+    job.id = JobId(id);
+    if !combo.is_empty() {
+        job.name = matrix::instance_name(&job.key, combo);
+        if job.title == job.key {
+            job.title = job.name.clone();
+        }
+        job.matrix = combo.iter().cloned().collect();
+    }
+    job
 }
 
 /// A plan over `jobs` whose ids are their indices and whose needs are

@@ -41,7 +41,7 @@ pub(crate) fn parse(text: &str) -> Option<Duration> {
 /// Formats compactly for messages: `1h30m`, `90ms`, `0s`.
 pub(crate) fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{}ms", ms);
     }
     let mut secs = d.as_secs();

@@ -24,6 +24,9 @@ mod suggest;
 mod vars;
 mod yaml;
 
+#[cfg(test)]
+mod tests;
+
 pub use diagnostic::{Diagnostic, LoadError, Severity};
 pub use plan::{FsAccess, Job, JobId, Permissions, Plan, RetryOn, RetryPolicy, Step, StepAction};
 pub use select::SelectError;

@@ -195,8 +195,10 @@ mod tests {
 
     #[test]
     fn include_only() {
-        let mut m = Matrix::default();
-        m.include = vec![combo(&[("a", json!("x"))])];
+        let m = Matrix {
+            include: vec![combo(&[("a", json!("x"))])],
+            ..Matrix::default()
+        };
         assert_eq!(names(&m), ["t (a=x)"]);
     }
 

@@ -296,18 +296,24 @@ impl<'a> Builder<'a> {
     /// explicitly in the mapping win over merged ones, and earlier merge
     /// sources win over later ones (YAML merge-key semantics).
     fn finish_mapping(&mut self, raw: Vec<(Node, Node)>) -> Vec<Entry> {
-        let explicit: Vec<&str> = raw
-            .iter()
-            .filter_map(|(k, _)| k.scalar())
-            .filter(|s| !is_merge(s))
-            .map(|s| s.value.as_str())
-            .collect();
+        let has_merge = raw.iter().any(|(k, _)| k.scalar().is_some_and(is_merge));
+        // Keys written explicitly win over merged ones wherever they appear.
+        let explicit = if has_merge {
+            Seen::from_names(
+                &raw.iter()
+                    .filter_map(|(k, _)| k.scalar())
+                    .filter(|s| !is_merge(s))
+                    .map(|s| s.value.as_str())
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            Seen::new()
+        };
         let mut seen = Seen::new();
-        let explicit_set = Seen::from_names(&explicit);
         let mut out = Vec::with_capacity(raw.len());
         let mut merged = Vec::new();
-        for (key, value) in &raw {
-            let Some(scalar) = key.scalar() else {
+        for (key, value) in raw {
+            let NodeKind::Scalar(scalar) = key.kind else {
                 self.diagnostics.push(Diagnostic::error(
                     "wrong-type",
                     key.span,
@@ -315,11 +321,11 @@ impl<'a> Builder<'a> {
                 ));
                 continue;
             };
-            if is_merge(scalar) {
+            if is_merge(&scalar) {
                 merged.clear();
-                self.merge_sources(value, &mut merged);
+                self.merge_sources(&value, &mut merged);
                 for entry in merged.drain(..) {
-                    if !explicit_set.contains(&entry.key.name)
+                    if !explicit.contains(&entry.key.name)
                         && seen.insert(&entry.key.name, entry.key.span).is_none()
                     {
                         out.push(entry);
@@ -344,10 +350,10 @@ impl<'a> Builder<'a> {
             }
             out.push(Entry {
                 key: Key {
-                    name: scalar.value.clone(),
+                    name: scalar.value,
                     span: key.span,
                 },
-                value: value.clone(),
+                value,
             });
         }
         out

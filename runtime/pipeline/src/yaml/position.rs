@@ -4,6 +4,8 @@
 //! source) and 1-based line/column (to show the user). One table of line
 //! starts, built in a single pass, answers both in `O(log lines + col)`.
 
+use std::cell::Cell;
+
 use crate::source::Span;
 
 /// Line starts of one source text, in characters and bytes.
@@ -14,6 +16,9 @@ pub(crate) struct LineIndex<'a> {
     /// With pure ASCII, character index == byte offset and the per-line walk
     /// is skipped.
     ascii: bool,
+    /// The line of the last lookup: parser events arrive in source order,
+    /// so the next lookup is almost always on this line or just after it.
+    cursor: Cell<usize>,
 }
 
 impl<'a> LineIndex<'a> {
@@ -34,12 +39,17 @@ impl<'a> LineIndex<'a> {
                 }
             }
         }
-        Self { text, lines, ascii }
+        Self {
+            text,
+            lines,
+            ascii,
+            cursor: Cell::new(0),
+        }
     }
 
     /// Byte offset, 1-based line and 1-based column of a character index.
     fn locate(&self, char_index: usize) -> (usize, u32, u32) {
-        let line = self.lines.partition_point(|&(c, _)| c <= char_index).max(1) - 1;
+        let line = self.line_of(char_index);
         let (line_char, line_byte) = self.lines[line];
         let col_chars = char_index - line_char;
         let byte = if self.ascii {
@@ -51,6 +61,27 @@ impl<'a> LineIndex<'a> {
                 .map_or(self.text.len(), |(b, _)| line_byte + b)
         };
         (byte, to_u32(line + 1), to_u32(col_chars + 1))
+    }
+
+    /// The 0-based line holding `char_index`: a short forward walk from
+    /// the previous answer, or a binary search when jumping back or far.
+    fn line_of(&self, char_index: usize) -> usize {
+        let mut line = self.cursor.get();
+        if self.lines[line].0 > char_index {
+            line = self.lines.partition_point(|&(c, _)| c <= char_index).max(1) - 1;
+        } else {
+            let mut steps = 0;
+            while line + 1 < self.lines.len() && self.lines[line + 1].0 <= char_index {
+                line += 1;
+                steps += 1;
+                if steps == 8 {
+                    line = self.lines.partition_point(|&(c, _)| c <= char_index).max(1) - 1;
+                    break;
+                }
+            }
+        }
+        self.cursor.set(line);
+        line
     }
 
     /// A span from character index `start` to `end` (exclusive).

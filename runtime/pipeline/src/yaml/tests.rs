@@ -186,7 +186,10 @@ fn deep_flow_nesting_is_rejected_before_recursion() {
     ] {
         let d = err(&text, Limits::default());
         assert_eq!(d.code, "nesting-too-deep");
-        assert_eq!(d.message, "lists and mappings are nested deeper than 256 levels");
+        assert_eq!(
+            d.message,
+            "lists and mappings are nested deeper than 256 levels"
+        );
     }
 }
 
