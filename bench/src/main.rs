@@ -1,0 +1,118 @@
+//! `kiln-bench`: run with `cargo run --release -p kiln-bench -- <plan|scheduler>`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kiln_bench::dag::DEFAULT_SEED;
+use kiln_bench::plan::PlanBench;
+use kiln_bench::scheduler::{SchedulerBench, locate_kiln};
+
+/// kiln's benchmarks. Build with --release: debug figures mean nothing.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Subcommand)]
+enum Which {
+    /// Time parse + validate + plan of a generated random-DAG pipeline.
+    Plan {
+        /// Jobs in the pipeline; default: 1,000 and then 10,000.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Needs per job (fewer for the first few jobs).
+        #[arg(long, default_value_t = 4)]
+        needs: usize,
+        /// Timed loads per size.
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+        /// Generator seed.
+        #[arg(long, default_value_t = DEFAULT_SEED)]
+        seed: u64,
+    },
+    /// Run the same DAG of no-op jobs with `kiln run` and `make -j`, side by side.
+    Scheduler {
+        /// Jobs in the DAG.
+        #[arg(long, default_value_t = 2000)]
+        jobs: usize,
+        /// Needs per job.
+        #[arg(long, default_value_t = 4)]
+        needs: usize,
+        /// Concurrent jobs for both runners (`make -jN`, `kiln run --jobs N`).
+        #[arg(long, default_value_t = 2)]
+        parallel: usize,
+        /// Measured rounds per runner.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Generator seed.
+        #[arg(long, default_value_t = DEFAULT_SEED)]
+        seed: u64,
+        /// The kiln binary (default: `kiln` next to this executable, built
+        /// with `cargo build --release -p kiln` if missing).
+        #[arg(long)]
+        kiln: Option<PathBuf>,
+        /// Keep the generated kiln.yml, Makefile and .kiln/ for inspection.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: kiln-bench is a debug build; use `cargo run --release -p kiln-bench`");
+    }
+    let result = match Cli::parse().which {
+        Which::Plan {
+            jobs,
+            needs,
+            iterations,
+            seed,
+        } => PlanBench {
+            sizes: jobs.map_or_else(|| vec![1_000, 10_000], |n| vec![n]),
+            needs,
+            iterations,
+            seed,
+        }
+        .run()
+        .map(drop),
+        Which::Scheduler {
+            jobs,
+            needs,
+            parallel,
+            rounds,
+            seed,
+            kiln,
+            keep,
+        } => match kiln.map_or_else(locate_kiln, Ok) {
+            Ok(kiln) => {
+                let dir = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
+                if keep {
+                    println!("workload kept in {}", dir.display());
+                }
+                SchedulerBench {
+                    jobs,
+                    needs,
+                    parallel,
+                    rounds,
+                    seed,
+                    kiln,
+                    dir,
+                    keep,
+                }
+                .run()
+                .map(drop)
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kiln-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
