@@ -19,9 +19,7 @@ pub mod plan;
 mod select;
 pub mod source;
 mod suggest;
-// TEMPORARY until `vars.rs` lands: the agreed interface, minimal body.
-#[path = "vars_stub.rs"]
-mod vars;
+pub mod vars;
 mod yaml;
 
 #[cfg(test)]
