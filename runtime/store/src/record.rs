@@ -1,0 +1,267 @@
+//! Writing a run's record while it executes.
+//!
+//! Each call is one small statement; the CLI makes one call per engine event
+//! (job started, step finished, …), so a run killed at any point leaves a
+//! record that is true up to that point.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::lock::RunLock;
+use crate::{Result, RunId, RunStatus, Store, duration_ms, now_ms};
+
+/// A run this process is executing. Holds the liveness lock, so other kiln
+/// processes see the run as `running` rather than `interrupted`; hand it
+/// back to [`Store::finish_run`] to close the record.
+#[derive(Debug)]
+#[must_use = "a live run must be finished with Store::finish_run"]
+pub struct LiveRun {
+    id: RunId,
+    lock: RunLock,
+}
+
+impl LiveRun {
+    /// The run's number.
+    pub fn id(&self) -> RunId {
+        self.id
+    }
+}
+
+/// A step attempt that began.
+#[derive(Debug, Clone, Copy)]
+pub struct StepStart<'a> {
+    /// Job index in the plan.
+    pub job: usize,
+    /// Step index in the job.
+    pub step: usize,
+    /// The job attempt this step belongs to (1-based).
+    pub attempt: u32,
+    /// Display name.
+    pub name: &'a str,
+    /// Its log file, relative to the state directory.
+    pub log: Option<&'a Path>,
+}
+
+/// A step attempt that ended.
+#[derive(Debug, Clone, Copy)]
+pub struct StepEnd<'a> {
+    /// Job index in the plan.
+    pub job: usize,
+    /// Step index in the job.
+    pub step: usize,
+    /// The job attempt this step belongs to (1-based).
+    pub attempt: u32,
+    /// How it ended (`success`, `failed`, `skipped`, …).
+    pub result: &'a str,
+    /// Exit code if the process exited normally.
+    pub exit_code: Option<i32>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// A job that reached its final state.
+#[derive(Debug, Clone, Copy)]
+pub struct JobEnd<'a> {
+    /// Job index in the plan.
+    pub job: usize,
+    /// Final result (`success`, `failed`, `skipped`, `cancelled`, `timed_out`).
+    pub result: &'a str,
+    /// Attempts made (0 when it never started).
+    pub attempts: u32,
+    /// Wall time over all attempts.
+    pub duration: Duration,
+    /// Why, for anything but success.
+    pub reason: Option<&'a str>,
+}
+
+impl Store {
+    /// Starts a run record and takes its liveness lock.
+    ///
+    /// The row and the lock appear atomically to other processes: the row is
+    /// committed only after the lock is held, so a concurrent
+    /// [`Store::open`] can never mistake a starting run for a dead one.
+    pub fn begin_run(&mut self, pipeline: &str, file: &str) -> Result<LiveRun> {
+        let lock_dir = self.root.join("runs");
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| crate::db_err(&self.db_path, e))?;
+        tx.execute(
+            "INSERT INTO runs (pipeline, file, started_ms, status) VALUES (?1, ?2, ?3, 'running')",
+            (pipeline, file, now_ms()),
+        )
+        .map_err(|e| crate::db_err(&self.db_path, e))?;
+        let id = tx.last_insert_rowid();
+        let lock = RunLock::acquire(lock_dir.join(format!("{id}.lock")))?;
+        tx.commit().map_err(|e| crate::db_err(&self.db_path, e))?;
+        Ok(LiveRun { id, lock })
+    }
+
+    /// Registers the jobs a run will consider (index and unique name), in
+    /// plan order, so `runs show` lists jobs that never started too.
+    pub fn add_jobs<'a>(
+        &mut self,
+        run: RunId,
+        jobs: impl IntoIterator<Item = (usize, &'a str)>,
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| crate::db_err(&self.db_path, e))?;
+        {
+            let mut insert = tx
+                .prepare("INSERT OR IGNORE INTO jobs (run, job, name) VALUES (?1, ?2, ?3)")
+                .map_err(|e| crate::db_err(&self.db_path, e))?;
+            for (job, name) in jobs {
+                insert
+                    .execute((run, job as i64, name))
+                    .map_err(|e| crate::db_err(&self.db_path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    /// A job attempt started.
+    pub fn job_started(&mut self, run: RunId, job: usize, attempt: u32) -> Result<()> {
+        let now = now_ms();
+        self.conn
+            .execute(
+                "UPDATE jobs SET attempts = ?3, started_ms = coalesce(started_ms, ?4)
+                 WHERE run = ?1 AND job = ?2",
+                (run, job as i64, attempt, now),
+            )
+            .and_then(|_| {
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO attempts (run, job, attempt, started_ms)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    (run, job as i64, attempt, now),
+                )
+            })
+            .map(drop)
+            .map_err(|e| self.db(e))
+    }
+
+    /// A job attempt failed and will be retried after `delay`.
+    pub fn job_retrying(
+        &mut self,
+        run: RunId,
+        job: usize,
+        attempt: u32,
+        delay: Duration,
+        reason: &str,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE attempts SET finished_ms = ?4, result = 'failed', reason = ?5,
+                        retry_delay_ms = ?6
+                 WHERE run = ?1 AND job = ?2 AND attempt = ?3",
+                (
+                    run,
+                    job as i64,
+                    attempt,
+                    now_ms(),
+                    reason,
+                    duration_ms(delay),
+                ),
+            )
+            .map(drop)
+            .map_err(|e| self.db(e))
+    }
+
+    /// A step attempt started.
+    pub fn step_started(&mut self, run: RunId, step: StepStart<'_>) -> Result<()> {
+        let log = step.log.map(|p| p.to_string_lossy().into_owned());
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO steps (run, job, step, attempt, name, started_ms, log)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                (
+                    run,
+                    step.job as i64,
+                    step.step as i64,
+                    step.attempt,
+                    step.name,
+                    now_ms(),
+                    log,
+                ),
+            )
+            .map(drop)
+            .map_err(|e| self.db(e))
+    }
+
+    /// A step attempt ended.
+    pub fn step_finished(&mut self, run: RunId, step: StepEnd<'_>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE steps SET result = ?5, exit_code = ?6, duration_ms = ?7
+                 WHERE run = ?1 AND job = ?2 AND step = ?3 AND attempt = ?4",
+                (
+                    run,
+                    step.job as i64,
+                    step.step as i64,
+                    step.attempt,
+                    step.result,
+                    step.exit_code,
+                    duration_ms(step.duration),
+                ),
+            )
+            .map(drop)
+            .map_err(|e| self.db(e))
+    }
+
+    /// A job reached its final state.
+    pub fn job_finished(&mut self, run: RunId, end: JobEnd<'_>) -> Result<()> {
+        let now = now_ms();
+        self.conn
+            .execute(
+                "UPDATE jobs SET result = ?3, attempts = ?4, finished_ms = ?5,
+                        duration_ms = ?6, reason = ?7
+                 WHERE run = ?1 AND job = ?2",
+                (
+                    run,
+                    end.job as i64,
+                    end.result,
+                    end.attempts,
+                    now,
+                    duration_ms(end.duration),
+                    end.reason,
+                ),
+            )
+            .and_then(|_| {
+                self.conn.execute(
+                    "UPDATE attempts SET finished_ms = coalesce(finished_ms, ?4),
+                            result = coalesce(result, ?5), reason = coalesce(reason, ?6)
+                     WHERE run = ?1 AND job = ?2 AND attempt = ?3",
+                    (
+                        run,
+                        end.job as i64,
+                        end.attempts,
+                        now,
+                        end.result,
+                        end.reason,
+                    ),
+                )
+            })
+            .map(drop)
+            .map_err(|e| self.db(e))
+    }
+
+    /// Closes the record with its final status and releases the lock.
+    pub fn finish_run(
+        &mut self,
+        live: LiveRun,
+        status: RunStatus,
+        duration: Duration,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = ?2, finished_ms = ?3, duration_ms = ?4 WHERE id = ?1",
+                (live.id, status.as_str(), now_ms(), duration_ms(duration)),
+            )
+            .map_err(|e| self.db(e))?;
+        // Only after the status is durable: until then a crash must read as
+        // `interrupted`.
+        live.lock.release();
+        Ok(())
+    }
+}
