@@ -95,11 +95,7 @@ impl Node {
             Kind::And(items) | Kind::Or(items) | Kind::Call(_, items) => {
                 items.iter().for_each(|n| n.walk(visit));
             }
-            Kind::Null
-            | Kind::Bool(_)
-            | Kind::Number(_)
-            | Kind::Str(_)
-            | Kind::Context(_) => {}
+            Kind::Null | Kind::Bool(_) | Kind::Number(_) | Kind::Str(_) | Kind::Context(_) => {}
         }
     }
 }

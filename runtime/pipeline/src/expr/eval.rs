@@ -42,10 +42,7 @@ pub(super) fn eval<'a>(node: &'a Node, cx: &'a Context<'_>) -> Result<Val<'a>, E
                 Cmp::Lt => compare(&a, &b) == Some(Ordering::Less),
                 Cmp::Le => matches!(compare(&a, &b), Some(Ordering::Less | Ordering::Equal)),
                 Cmp::Gt => compare(&a, &b) == Some(Ordering::Greater),
-                Cmp::Ge => matches!(
-                    compare(&a, &b),
-                    Some(Ordering::Greater | Ordering::Equal)
-                ),
+                Cmp::Ge => matches!(compare(&a, &b), Some(Ordering::Greater | Ordering::Equal)),
             })
         }
         // `&&` and `||` return an operand, not a boolean, and short-circuit

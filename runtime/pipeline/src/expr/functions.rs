@@ -64,7 +64,8 @@ pub(super) fn call<'a>(
             bounded(out, call)?
         }
         Func::ToJson => {
-            let text = serde_json::to_string_pretty(&arg(0)?.to_json()).map_err(|e| fail(e.to_string()))?;
+            let text = serde_json::to_string_pretty(&arg(0)?.to_json())
+                .map_err(|e| fail(e.to_string()))?;
             Val::Str(Cow::Owned(text))
         }
         Func::FromJson => {

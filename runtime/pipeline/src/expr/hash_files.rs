@@ -33,10 +33,17 @@ pub(super) fn hash_files(root: &Path, patterns: &[String]) -> Result<String, Str
     let mut outer = Sha256::new();
     let mut any = false;
     for rel in candidates.iter().filter(|rel| selected(&rules, rel)) {
-        outer.update(file_digest(&root.join(rel)).map_err(|e| format!("`hashFiles` cannot read `{rel}`: {e}"))?);
+        outer.update(
+            file_digest(&root.join(rel))
+                .map_err(|e| format!("`hashFiles` cannot read `{rel}`: {e}"))?,
+        );
         any = true;
     }
-    Ok(if any { hex(&outer.finalize()) } else { String::new() })
+    Ok(if any {
+        hex(&outer.finalize())
+    } else {
+        String::new()
+    })
 }
 
 /// The last rule that matches decides (so `!` can exclude and a later
@@ -78,7 +85,9 @@ impl Rule {
             }
         }
         if segments.len() > 64 {
-            return Err(format!("`hashFiles` pattern `{pattern}` has too many segments"));
+            return Err(format!(
+                "`hashFiles` pattern `{pattern}` has too many segments"
+            ));
         }
         if body.starts_with('/') {
             return Err(format!(
@@ -111,7 +120,9 @@ fn match_segments(pattern: &[String], path: &[&str]) -> bool {
             (0..=path.len()).any(|skip| match_segments(rest, &path[skip..]))
         }
         Some((first, rest)) => match path.split_first() {
-            Some((seg, more)) => match_one(first.as_bytes(), seg.as_bytes()) && match_segments(rest, more),
+            Some((seg, more)) => {
+                match_one(first.as_bytes(), seg.as_bytes()) && match_segments(rest, more)
+            }
             None => false,
         },
     }
@@ -170,10 +181,10 @@ fn collect(
                 })?;
                 stack.push(rel.join(entry.file_name()));
             }
-        } else if meta.is_file() || (meta.file_type().is_symlink() && inside(root, &full)) {
-            if let Some(s) = rel.to_str() {
-                out.insert(s.replace(std::path::MAIN_SEPARATOR, "/"));
-            }
+        } else if (meta.is_file() || (meta.file_type().is_symlink() && inside(root, &full)))
+            && let Some(s) = rel.to_str()
+        {
+            out.insert(s.replace(std::path::MAIN_SEPARATOR, "/"));
         }
     }
     Ok(())

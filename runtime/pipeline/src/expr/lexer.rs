@@ -48,8 +48,8 @@ impl Tok {
         match self {
             Tok::Null => "`null`".into(),
             Tok::Bool(b) => format!("`{b}`"),
-            Tok::Number(_) => "a number".into(),
-            Tok::Str(_) => "a string".into(),
+            Tok::Number(_) => "number".into(),
+            Tok::Str(_) => "string".into(),
             Tok::Ident(name) => format!("`{name}`"),
             other => format!("`{}`", other.symbol()),
         }
@@ -130,6 +130,14 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
                 let (n, end) = lex_number(text, i)?;
                 i = end;
                 Tok::Number(n)
+            }
+            b'-' | b'+' if text[i + 1..].starts_with("Infinity") => {
+                i += 1 + "Infinity".len();
+                Tok::Number(if b == b'-' {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                })
             }
             b'-' | b'+' if next.is_some_and(|c| c.is_ascii_digit() || c == b'.') => {
                 let (n, end) = lex_number(text, i)?;

@@ -145,7 +145,10 @@ impl Expr {
         self.ast.walk(&mut |n| {
             found |= matches!(
                 n.kind,
-                Kind::Call(Func::Success | Func::Failure | Func::Always | Func::Cancelled, _)
+                Kind::Call(
+                    Func::Success | Func::Failure | Func::Always | Func::Cancelled,
+                    _
+                )
             );
         });
         found
@@ -308,7 +311,10 @@ fn collect_references(node: &Node, at: usize, out: &mut Vec<Reference>) {
 }
 
 fn check_references(references: &[Reference], known: &[&str]) -> Result<(), ExprError> {
-    match references.iter().find(|r| !known.contains(&r.context.as_str())) {
+    match references
+        .iter()
+        .find(|r| !known.contains(&r.context.as_str()))
+    {
         None => Ok(()),
         Some(r) => Err(ExprError {
             message: format!("unknown context `{}`", r.context),

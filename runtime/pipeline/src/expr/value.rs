@@ -144,7 +144,9 @@ pub(super) fn parse_number(s: &str) -> f64 {
     } else if body == "Infinity" {
         f64::INFINITY
     } else if body.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        && body.bytes().all(|b| b.is_ascii_digit() || b".eE+-".contains(&b))
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b".eE+-".contains(&b))
     {
         body.parse().unwrap_or(f64::NAN)
     } else {

@@ -54,7 +54,11 @@ impl fmt::Display for VarErrorKind {
             VarErrorKind::Undefined(name) => write!(f, "undefined variable `{name}`"),
             VarErrorKind::Cycle(path) => {
                 let path: Vec<String> = path.iter().map(|n| format!("`{n}`")).collect();
-                write!(f, "variables refer to each other in a cycle: {}", path.join(" → "))
+                write!(
+                    f,
+                    "variables refer to each other in a cycle: {}",
+                    path.join(" → ")
+                )
             }
             VarErrorKind::Syntax(message) => f.write_str(message),
         }
@@ -206,7 +210,10 @@ fn parse_reference(
             None => unclosed(),
             _ if i >= end => unclosed(),
             _ => syntax(
-                format!("expected a variable name after `${{`, found `{}`", char_at(text, i)),
+                format!(
+                    "expected a variable name after `${{`, found `{}`",
+                    char_at(text, i)
+                ),
                 start..i + char_len(text, i),
             ),
         });

@@ -62,10 +62,7 @@ fn replacement_first_and_all() {
     assert_eq!(ok("${V/.}", v), "ab.c", "missing replacement means delete");
     assert_eq!(ok("${V/x/y}", v), "a.b.c");
     assert_eq!(ok("${V//}", v), "a.b.c", "empty pattern changes nothing");
-    assert_eq!(
-        ok("${V//./${SEP}}", &[("V", "a.b"), ("SEP", "::")]),
-        "a::b"
-    );
+    assert_eq!(ok("${V//./${SEP}}", &[("V", "a.b"), ("SEP", "::")]), "a::b");
 }
 
 #[test]
@@ -106,8 +103,14 @@ fn unused_branches_are_not_resolved() {
 
 #[test]
 fn undefined_points_at_the_reference() {
-    assert_eq!(err("x ${NOPE} y", ABC), ("undefined variable `NOPE`".into(), 2..9));
-    assert_eq!(err("${NOPE/a/b}", ABC), ("undefined variable `NOPE`".into(), 0..11));
+    assert_eq!(
+        err("x ${NOPE} y", ABC),
+        ("undefined variable `NOPE`".into(), 2..9)
+    );
+    assert_eq!(
+        err("${NOPE/a/b}", ABC),
+        ("undefined variable `NOPE`".into(), 0..11)
+    );
     assert_eq!(
         err("${EMPTY:-${NOPE}}", ABC),
         ("undefined variable `NOPE`".into(), 9..16)
@@ -126,7 +129,10 @@ fn undefined_inside_a_value_points_at_the_outer_reference() {
 fn cycles_report_their_path() {
     let v = &[("A", "${B}"), ("B", "x${A}")];
     let e = interpolate("go ${A}", &vars(v)).unwrap_err();
-    assert_eq!(e.kind, VarErrorKind::Cycle(vec!["A".into(), "B".into(), "A".into()]));
+    assert_eq!(
+        e.kind,
+        VarErrorKind::Cycle(vec!["A".into(), "B".into(), "A".into()])
+    );
     assert_eq!(e.offset, 3..7);
     assert_eq!(
         e.to_string(),
@@ -134,7 +140,10 @@ fn cycles_report_their_path() {
     );
     assert_eq!(
         err("${S}", &[("S", "${S}")]),
-        ("variables refer to each other in a cycle: `S` → `S`".into(), 0..4)
+        (
+            "variables refer to each other in a cycle: `S` → `S`".into(),
+            0..4
+        )
     );
     assert_eq!(
         err("${A}", &[("A", "${B:-${C}}"), ("C", "${A}")]).0,
@@ -179,7 +188,11 @@ fn syntax_errors() {
         ),
     ];
     for (text, message, offset) in cases {
-        assert_eq!(err(text, ABC), ((*message).to_owned(), offset.clone()), "{text}");
+        assert_eq!(
+            err(text, ABC),
+            ((*message).to_owned(), offset.clone()),
+            "{text}"
+        );
     }
 }
 
@@ -212,7 +225,10 @@ fn depth_and_size_are_capped() {
     );
 
     let nested = format!("{}x{}", "${N:-".repeat(40), "}".repeat(40));
-    assert_eq!(err(&nested, &[]).0, "references nest more than 32 levels deep");
+    assert_eq!(
+        err(&nested, &[]).0,
+        "references nest more than 32 levels deep"
+    );
 
     // Each level doubles: 2^30 bytes unless stopped.
     let names: Vec<String> = (0..31).map(|i| format!("D{i}")).collect();
@@ -241,14 +257,21 @@ fn depth_and_size_are_capped() {
 
 #[test]
 fn random_input_never_panics() {
-    let alphabet = ["$", "{", "}", "${", "$$", ":-", ":+", "/", "//", "A", "B", "'", "${{", "}}", "x", "é"];
+    let alphabet = [
+        "$", "{", "}", "${", "$$", ":-", ":+", "/", "//", "A", "B", "'", "${{", "}}", "x", "é",
+    ];
     let v = &[("A", "${B}"), ("B", "${A:-x}"), ("C", "$")];
     let mut rng = fastrand::Rng::with_seed(7);
     for _ in 0..20_000 {
         let len = rng.usize(0..16);
-        let text: String = (0..len).map(|_| alphabet[rng.usize(0..alphabet.len())]).collect();
+        let text: String = (0..len)
+            .map(|_| alphabet[rng.usize(0..alphabet.len())])
+            .collect();
         if let Err(e) = interpolate(&text, &vars(v)) {
-            assert!(e.offset.start <= e.offset.end && e.offset.end <= text.len(), "{text}: {e:?}");
+            assert!(
+                e.offset.start <= e.offset.end && e.offset.end <= text.len(),
+                "{text}: {e:?}"
+            );
             assert!(text.is_char_boundary(e.offset.start) && text.is_char_boundary(e.offset.end));
         }
     }
