@@ -4,26 +4,27 @@
 //! the mistakes people coming from other languages make (`"text"`, `=`, `&`),
 //! says what to write instead.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use super::ExprError;
 
 /// One token and where it is.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Token {
-    pub kind: Tok,
+pub(super) struct Token<'s> {
+    pub kind: Tok<'s>,
     pub span: Range<usize>,
 }
 
-/// Token kinds. Identifiers and strings borrow nothing: the parser copies
-/// the few it keeps.
+/// Token kinds. Names and strings borrow from the text (a string is copied
+/// only if it has `''` escapes); the parser copies what it keeps.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Tok {
+pub(super) enum Tok<'s> {
     Null,
     Bool(bool),
     Number(f64),
-    Str(String),
-    Ident(String),
+    Str(Cow<'s, str>),
+    Ident(&'s str),
     LParen,
     RParen,
     LBracket,
@@ -42,7 +43,7 @@ pub(super) enum Tok {
     Or,
 }
 
-impl Tok {
+impl Tok<'_> {
     /// How the token reads in an error message.
     pub(super) fn describe(&self) -> String {
         match self {
@@ -106,9 +107,9 @@ fn error(message: impl Into<String>, span: Range<usize>, help: Option<String>) -
 }
 
 /// Splits `text` into tokens.
-pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
+pub(super) fn tokenize(text: &str) -> Result<Vec<Token<'_>>, ExprError> {
     let bytes = text.as_bytes();
-    let mut tokens: Vec<Token> = Vec::new();
+    let mut tokens: Vec<Token<'_>> = Vec::with_capacity(text.len() / 3 + 1);
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -159,7 +160,7 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
                     "false" => Tok::Bool(false),
                     "NaN" => Tok::Number(f64::NAN),
                     "Infinity" => Tok::Number(f64::INFINITY),
-                    word => Tok::Ident(word.to_owned()),
+                    word => Tok::Ident(word),
                 }
             }
             _ => {
@@ -176,7 +177,7 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
     Ok(tokens)
 }
 
-fn lex_symbol(text: &str, i: usize) -> Result<(Tok, usize), ExprError> {
+fn lex_symbol(text: &str, i: usize) -> Result<(Tok<'static>, usize), ExprError> {
     let bytes = text.as_bytes();
     let two = |c: u8| bytes.get(i + 1) == Some(&c);
     let token = match bytes[i] {
@@ -218,21 +219,28 @@ fn hint(text: &str) -> Option<String> {
 }
 
 /// A `'…'` string starting at `start`; `''` is an escaped quote.
-fn lex_string(text: &str, start: usize) -> Result<(String, usize), ExprError> {
+fn lex_string(text: &str, start: usize) -> Result<(Cow<'_, str>, usize), ExprError> {
     let bytes = text.as_bytes();
-    let mut out = String::new();
+    let mut out: Option<String> = None;
     let mut i = start + 1;
     let mut run = i;
     while i < bytes.len() {
         if bytes[i] == b'\'' {
-            out.push_str(&text[run..i]);
             if bytes.get(i + 1) == Some(&b'\'') {
-                out.push('\'');
+                let s = out.get_or_insert_with(String::new);
+                s.push_str(&text[run..=i]);
                 i += 2;
                 run = i;
                 continue;
             }
-            return Ok((out, i + 1));
+            let value = match out {
+                None => Cow::Borrowed(&text[run..i]),
+                Some(mut s) => {
+                    s.push_str(&text[run..i]);
+                    Cow::Owned(s)
+                }
+            };
+            return Ok((value, i + 1));
         }
         i += 1;
     }

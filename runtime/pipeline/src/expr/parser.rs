@@ -45,7 +45,7 @@ pub(super) fn parse(text: &str) -> Result<Node, ExprError> {
 }
 
 struct Parser<'t> {
-    tokens: &'t [Token],
+    tokens: &'t [Token<'t>],
     pos: usize,
     end: usize,
     recursion: usize,
@@ -84,21 +84,21 @@ fn node(kind: Kind, span: Range<usize>) -> Result<Node, ExprError> {
 }
 
 impl<'t> Parser<'t> {
-    fn peek(&self) -> Option<&'t Token> {
+    fn peek(&self) -> Option<&'t Token<'t>> {
         self.tokens.get(self.pos)
     }
 
-    fn next_is(&self, kind: &Tok) -> bool {
+    fn next_is(&self, kind: &Tok<'_>) -> bool {
         self.peek().is_some_and(|t| &t.kind == kind)
     }
 
-    fn bump(&mut self) -> Option<&'t Token> {
+    fn bump(&mut self) -> Option<&'t Token<'t>> {
         let t = self.tokens.get(self.pos);
         self.pos += 1;
         t
     }
 
-    fn unexpected(&self, t: &Token, what: &str) -> ExprError {
+    fn unexpected(&self, t: &Token<'_>, what: &str) -> ExprError {
         ExprError {
             message: format!("unexpected {}: {what}", t.kind.describe()),
             offset: t.span.clone(),
@@ -115,7 +115,7 @@ impl<'t> Parser<'t> {
     }
 
     /// The next token, which must be `kind`.
-    fn expect(&mut self, kind: &Tok, what: &str) -> Result<&'t Token, ExprError> {
+    fn expect(&mut self, kind: &Tok<'_>, what: &str) -> Result<&'t Token<'t>, ExprError> {
         match self.bump() {
             Some(t) if &t.kind == kind => Ok(t),
             Some(t) => Err(self.unexpected(t, what)),
@@ -148,7 +148,7 @@ impl<'t> Parser<'t> {
     /// `operand (op operand)*` flattened into one n-ary node.
     fn chain(
         &mut self,
-        op: &Tok,
+        op: &Tok<'_>,
         operand: fn(&mut Self) -> Result<Node, ExprError>,
         build: fn(Vec<Node>) -> Kind,
     ) -> Result<Node, ExprError> {
@@ -186,7 +186,7 @@ impl<'t> Parser<'t> {
     fn binary(
         &mut self,
         operand: fn(&mut Self) -> Result<Node, ExprError>,
-        op: fn(&Tok) -> Option<Cmp>,
+        op: fn(&Tok<'_>) -> Option<Cmp>,
     ) -> Result<Node, ExprError> {
         let mut left = operand(self)?;
         while let Some(cmp) = self.peek().and_then(|t| op(&t.kind)) {
@@ -236,7 +236,7 @@ impl<'t> Parser<'t> {
                 span,
             }) => {
                 let span = base.span.start..span.end;
-                node(Kind::Property(Box::new(base), name.clone()), span)
+                node(Kind::Property(Box::new(base), (*name).to_owned()), span)
             }
             Some(Token {
                 kind: Tok::Star,
@@ -286,9 +286,9 @@ impl<'t> Parser<'t> {
             Tok::Null => Kind::Null,
             Tok::Bool(b) => Kind::Bool(*b),
             Tok::Number(n) => Kind::Number(*n),
-            Tok::Str(s) => Kind::Str(s.clone()),
+            Tok::Str(s) => Kind::Str(s.to_string()),
             Tok::Ident(name) if self.next_is(&Tok::LParen) => return self.call(name, span),
-            Tok::Ident(name) => Kind::Context(name.clone()),
+            Tok::Ident(name) => Kind::Context((*name).to_owned()),
             Tok::LParen => {
                 let inner = self.expression()?;
                 self.expect(&Tok::RParen, "expected `)`")?;

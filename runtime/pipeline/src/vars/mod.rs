@@ -72,13 +72,34 @@ pub fn interpolate(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, VarError> {
+    resolve(text, lookup, Vec::new())
+}
+
+/// Like [`interpolate`], for `text` that is the value of the variable
+/// `name`: a reference that leads back to `name` is a cycle reported from
+/// `name`'s point of view (`A: ${B}`, `B: ${A}` gives `A → B → A` when
+/// interpolating `A`). Do not use it where `${name}` inside its own value
+/// means an outer definition (`PATH: ${PATH}:/opt/bin`).
+pub fn interpolate_value_of(
+    name: &str,
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, VarError> {
+    resolve(text, lookup, vec![name.to_owned()])
+}
+
+fn resolve(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    stack: Vec<String>,
+) -> Result<String, VarError> {
     if !text.contains('$') {
         return Ok(text.to_owned());
     }
     let pieces = parse(text, 0, text.len(), 0)?.0;
     let mut r = Resolver {
         lookup,
-        stack: Vec::new(),
+        stack,
         memo: HashMap::new(),
     };
     let mut out = String::with_capacity(text.len());

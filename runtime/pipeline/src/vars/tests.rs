@@ -152,6 +152,28 @@ fn cycles_report_their_path() {
 }
 
 #[test]
+fn cycles_seen_from_the_variable_being_defined() {
+    let v = &[("A", "${B}-a"), ("B", "${A}-b")];
+    let e = interpolate_value_of("A", "${B}-a", &vars(v)).unwrap_err();
+    assert_eq!(
+        (e.to_string(), e.offset),
+        (
+            "variables refer to each other in a cycle: `A` → `B` → `A`".to_owned(),
+            0..4
+        )
+    );
+    let e = interpolate("${B}-a", &vars(v)).unwrap_err();
+    assert_eq!(
+        e.kind,
+        VarErrorKind::Cycle(vec!["B".into(), "A".into(), "B".into()])
+    );
+    assert_eq!(
+        interpolate_value_of("A", "${C}", &vars(&[("C", "c")])),
+        Ok("c".to_owned())
+    );
+}
+
+#[test]
 fn a_name_used_twice_is_not_a_cycle() {
     let v = &[("A", "${B}${B}"), ("B", "${C}-${C}"), ("C", "c")];
     assert_eq!(ok("${A}", v), "c-cc-c");
