@@ -65,7 +65,8 @@ pub struct Template {
 pub struct ExprError {
     /// What is wrong.
     pub message: String,
-    /// Byte range inside the expression text.
+    /// Byte range inside the parsed text: the expression's for [`Expr`]
+    /// methods, the whole template's for [`Template`] methods.
     pub offset: Range<usize>,
     /// How to fix it.
     pub help: Option<String>,
