@@ -126,3 +126,40 @@ impl PlanBench {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_pipeline::JobId;
+
+    #[test]
+    fn the_generated_pipeline_loads_with_the_same_graph() {
+        let dag = Dag::generate(60, 4, 3);
+        let source = SourceFile::new("bench.yml", dag.to_kiln_yaml("bench-60", "true"));
+        let loaded = kiln_pipeline::load(&source, &LoadOptions::default()).unwrap();
+        assert_eq!(loaded.plan.name, "bench-60");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(loaded.plan.jobs.len(), 60);
+        for (i, job) in loaded.plan.jobs.iter().enumerate() {
+            assert_eq!(job.name, dag.job_name(i));
+            let mut needs = job.needs.clone();
+            needs.sort();
+            let expected: Vec<JobId> = dag.needs_of(i).iter().map(|&n| JobId(n)).collect();
+            assert_eq!(needs, expected, "job {i}");
+        }
+    }
+
+    #[test]
+    fn the_budget_verdict_appears_only_for_1000_jobs() {
+        let summary = Summary::of(&[Duration::from_millis(4)]).unwrap();
+        let report = |jobs| PlanReport {
+            jobs,
+            edges: 0,
+            bytes: 1024 * 1024,
+            summary,
+        };
+        assert!(report(1000).line().ends_with("budget ≤ 15 ms: ok"));
+        assert!(!report(10_000).line().contains("budget"));
+        assert_eq!(report(1000).mib_per_s().round(), 250.0);
+    }
+}
