@@ -1,0 +1,249 @@
+//! The command line, as types (clap derive).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// kiln: run CI/CD pipelines locally, jobs in parallel, with a record of every run.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// State directory for run records and logs [default: `.kiln` in the workspace]
+    #[arg(long, global = true, value_name = "DIR", env = "KILN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check a pipeline file and report every problem in it
+    Validate(ValidateArgs),
+    /// Show the jobs, their dependencies, execution levels and the critical path
+    Plan(PlanArgs),
+    /// Run a pipeline
+    Run(RunArgs),
+    /// Inspect recorded runs
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+/// Selects the pipeline file.
+#[derive(Debug, Args)]
+pub(crate) struct FileArg {
+    /// Pipeline file [default: `kiln.yml`, else `.kiln.yml`, else `.dcanary/pipeline.yml`]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Print the diagnostics as one JSON array on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Set a variable for `${VAR}` interpolation (repeatable)
+    #[arg(long = "var", value_name = "K=V", value_parser = parse_pair)]
+    pub vars: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Set a variable for `${VAR}` interpolation (repeatable)
+    #[arg(long = "var", value_name = "K=V", value_parser = parse_pair)]
+    pub vars: Vec<(String, String)>,
+}
+
+/// `kiln plan --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PlanFormat {
+    /// Levels, needs and critical path, for people
+    Text,
+    /// Jobs with needs, levels and critical path, for programs
+    Json,
+    /// A Graphviz digraph (`kiln plan --format dot | dot -Tsvg`)
+    Dot,
+    /// A Mermaid flowchart (`graph TD`)
+    Mermaid,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Run only this job and the jobs it needs (repeatable; a job key or a matrix instance name)
+    #[arg(long = "job", short = 'j', value_name = "JOB")]
+    pub jobs: Vec<String>,
+    /// Set a variable for `${VAR}` interpolation (repeatable)
+    #[arg(long = "var", value_name = "K=V", value_parser = parse_pair)]
+    pub vars: Vec<(String, String)>,
+    /// Provide a secret (repeatable). Visible in `ps`: prefer --secret-file or KILN_SECRET_<NAME>
+    #[arg(long = "secret", value_name = "K=V", value_parser = parse_pair)]
+    pub secrets: Vec<(String, String)>,
+    /// Read secrets from a file of `KEY=VALUE` lines (repeatable)
+    #[arg(long = "secret-file", value_name = "FILE")]
+    pub secret_files: Vec<PathBuf>,
+    /// How many jobs may run at once [default: number of CPUs]
+    #[arg(long = "jobs", short = 'J', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+    /// Print one JSON event per line on stdout instead of the terminal view
+    #[arg(long)]
+    pub json: bool,
+    /// After Ctrl-C, how long steps get to exit after SIGTERM before SIGKILL
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub grace: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RunsCommand {
+    /// List recent runs, newest first
+    List {
+        /// How many runs to show
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show one run's jobs and steps
+    Show {
+        /// Run number (or `last`)
+        run: RunRef,
+    },
+    /// Print a run's step logs, job-prefixed, in job and step order
+    Logs {
+        /// Run number (or `last`)
+        run: RunRef,
+        /// Only this job's logs (its name or key; repeatable)
+        #[arg(long = "job", short = 'j', value_name = "JOB")]
+        jobs: Vec<String>,
+    },
+}
+
+/// A run as the user names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunRef {
+    /// `kiln runs show 7`
+    Id(i64),
+    /// `kiln runs show last`
+    Last,
+}
+
+impl std::str::FromStr for RunRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "last" {
+            return Ok(Self::Last);
+        }
+        match s.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(Self::Id(id)),
+            _ => Err(format!(
+                "`{s}` is not a run number (expected e.g. `7` or `last`)"
+            )),
+        }
+    }
+}
+
+/// `K=V` → `(K, V)`; the key must be a plain identifier.
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected `KEY=VALUE`, got `{}`", first_chars(text)))?;
+    check_name(key)?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// Only the start of a value is echoed back: it may be a secret pasted
+/// without its `KEY=`.
+fn first_chars(text: &str) -> String {
+    match text.char_indices().nth(3) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+/// Names are identifiers: `[A-Za-z_][A-Za-z0-9_]*`, so they are valid env var names.
+pub(crate) fn check_name(key: &str) -> Result<(), String> {
+    let mut chars = key.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{key}` is not a valid name (letters, digits and `_`, not starting with a digit)"
+        ))
+    }
+}
+
+/// `500ms`, `5s`, `2m`, `1h`, or bare seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration (e.g. `10s`, `500ms`, `2m`)");
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let n: u64 = text[..digits].parse().map_err(|_| bad())?;
+    let unit = match &text[digits..] {
+        "" | "s" => Duration::from_secs(1),
+        "ms" => Duration::from_millis(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => return Err(bad()),
+    };
+    unit.checked_mul(u32::try_from(n).map_err(|_| bad())?)
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs() {
+        assert_eq!(parse_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert_eq!(parse_pair("A="), Ok(("A".into(), String::new())));
+        assert_eq!(
+            parse_pair("hunter2"),
+            Err("expected `KEY=VALUE`, got `hun…`".into())
+        );
+        assert_eq!(
+            parse_pair("1A=x"),
+            Err(
+                "`1A` is not a valid name (letters, digits and `_`, not starting with a digit)"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(
+            parse_duration("soon"),
+            Err("`soon` is not a duration (e.g. `10s`, `500ms`, `2m`)".into())
+        );
+    }
+
+    #[test]
+    fn run_refs() {
+        assert_eq!("7".parse(), Ok(RunRef::Id(7)));
+        assert_eq!("last".parse(), Ok(RunRef::Last));
+        assert_eq!(
+            "0".parse::<RunRef>(),
+            Err("`0` is not a run number (expected e.g. `7` or `last`)".into())
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

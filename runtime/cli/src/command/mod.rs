@@ -1,0 +1,39 @@
+//! One module per subcommand; each returns the process exit code.
+
+pub(crate) mod plan;
+pub(crate) mod run;
+pub(crate) mod runs;
+pub(crate) mod validate;
+
+use std::collections::BTreeMap;
+
+use kiln_pipeline::{LoadOptions, Loaded, SourceFile};
+
+use crate::error::CliError;
+use crate::locate::Located;
+
+/// Reads and loads a pipeline; a [`kiln_pipeline::LoadError`] becomes
+/// [`CliError::Load`], rendered by `main`.
+pub(crate) fn load(
+    located: &Located,
+    vars: &[(String, String)],
+) -> Result<(SourceFile, Result<Loaded, kiln_pipeline::LoadError>), CliError> {
+    let text = std::fs::read_to_string(&located.path).map_err(|source| CliError::Io {
+        path: located.path.clone(),
+        source,
+    })?;
+    let source = SourceFile::new(located.display.clone(), text);
+    let options = LoadOptions {
+        vars: vars.iter().cloned().collect(),
+        system_env: system_env(),
+    };
+    let loaded = kiln_pipeline::load(&source, &options);
+    Ok((source, loaded))
+}
+
+/// The process environment, skipping names or values that are not UTF-8.
+pub(crate) fn system_env() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}

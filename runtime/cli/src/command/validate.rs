@@ -1,0 +1,40 @@
+//! `kiln validate`: every problem in a pipeline file, or a one-line summary.
+
+use crate::args::ValidateArgs;
+use crate::diagnostics;
+use crate::error::{CliError, EXIT_INVALID};
+use crate::locate;
+use crate::style::{self, Palette};
+
+/// Runs `kiln validate`.
+pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
+    let located = locate::pipeline(args.file.file.as_deref())?;
+    let (source, loaded) = super::load(&located, &args.vars)?;
+    match loaded {
+        Ok(loaded) => {
+            if args.json {
+                println!("{}", diagnostics::json(&source, &loaded.warnings));
+            } else {
+                eprint!(
+                    "{}",
+                    diagnostics::render(&source, &loaded.warnings, Palette::stderr())
+                );
+                let palette = Palette::stdout();
+                let (jobs, levels) = (loaded.plan.jobs.len(), loaded.plan.levels.len());
+                println!(
+                    "{} {}: {jobs} {}, {levels} {}",
+                    palette.paint(style::good(), "✓"),
+                    source.name,
+                    if jobs == 1 { "job" } else { "jobs" },
+                    if levels == 1 { "level" } else { "levels" },
+                );
+            }
+            Ok(0)
+        }
+        Err(err) if args.json => {
+            println!("{}", diagnostics::json(&source, &err.diagnostics));
+            Ok(EXIT_INVALID)
+        }
+        Err(err) => Err(CliError::Load(err)),
+    }
+}

@@ -1,0 +1,52 @@
+//! Why a kiln command stopped, and the exit code that goes with it.
+
+use std::path::PathBuf;
+
+use kiln_pipeline::LoadError;
+
+use crate::locate::DEFAULT_FILES;
+
+/// Exit code: the pipeline failed or was cancelled.
+pub(crate) const EXIT_FAILED: u8 = 1;
+/// Exit code: invalid input or usage.
+pub(crate) const EXIT_INVALID: u8 = 2;
+
+/// A command that could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// No pipeline file given and none of the defaults exist.
+    #[error(
+        "no pipeline file found: tried `{}` in the current directory",
+        DEFAULT_FILES.join("`, `")
+    )]
+    NoPipeline,
+    /// A file could not be read or written.
+    #[error("cannot read `{}`", path.display())]
+    Io {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pipeline has errors; they are rendered as diagnostics.
+    #[error("{0}")]
+    Load(LoadError),
+    /// The run record store failed.
+    #[error(transparent)]
+    Store(#[from] kiln_store::StoreError),
+    /// Bad input that clap could not check (secret files, `--job` names, …).
+    #[error("{0}")]
+    Usage(String),
+    /// The engine could not start the run.
+    #[error("{0}")]
+    Engine(String),
+}
+
+impl CliError {
+    /// Every error is an input or environment problem: exit 2. A pipeline
+    /// that ran and failed is not an error; it returns exit 1 directly.
+    pub(crate) fn exit_code(&self) -> u8 {
+        EXIT_INVALID
+    }
+}
