@@ -7,6 +7,8 @@ mod diagnostics;
 mod error;
 mod locate;
 mod plan_view;
+mod record;
+mod reporter;
 mod secrets;
 mod style;
 mod units;

@@ -1,0 +1,197 @@
+//! The event consumer that writes the run record (SQLite) and the step log
+//! files. The store knows nothing about engine events; this is the mapping.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kiln_engine::{Event, RunResult};
+use kiln_store::{JobEnd, LiveRun, LogWriter, RunStatus, StepEnd, StepStart, Store, StoreError};
+
+/// Applies engine events to a run record and its logs.
+pub(crate) struct Recorder {
+    store: Store,
+    live: Option<LiveRun>,
+    logs: Option<LogWriter>,
+    /// Current attempt per job: step events do not carry it.
+    attempts: HashMap<usize, u32>,
+    /// The first write error, reported once; later ones are likely the same.
+    warned: bool,
+}
+
+impl Recorder {
+    /// Records into `store` for the run `live`.
+    pub(crate) fn new(store: Store, live: LiveRun) -> Self {
+        Self {
+            store,
+            live: Some(live),
+            logs: None,
+            attempts: HashMap::new(),
+            warned: false,
+        }
+    }
+
+    /// Applies one event. A failing disk must not stop the run: the problem
+    /// is reported once on stderr and the run goes on.
+    pub(crate) fn record(&mut self, event: &Event) {
+        if let Err(err) = self.apply(event) {
+            self.warn(&err);
+        }
+    }
+
+    /// Closes the record if the engine never sent `RunFinished` (it
+    /// returned an error): the run counts as failed.
+    pub(crate) fn finish(mut self, duration: Duration) {
+        if let Some(logs) = self.logs.as_mut()
+            && let Err(err) = logs.close_all()
+        {
+            self.warn(&err);
+        }
+        if let Some(live) = self.live.take()
+            && let Err(err) = self.store.finish_run(live, RunStatus::Failed, duration)
+        {
+            self.warn(&err);
+        }
+    }
+
+    fn warn(&mut self, err: &StoreError) {
+        if !std::mem::replace(&mut self.warned, true) {
+            let mut text = format!("warning: the run record or logs are incomplete: {err}");
+            let mut cause = std::error::Error::source(err);
+            while let Some(inner) = cause {
+                text.push_str(&format!(": {inner}"));
+                cause = inner.source();
+            }
+            eprintln!("{text}");
+        }
+    }
+
+    fn run_id(&self) -> kiln_store::RunId {
+        self.live.as_ref().map_or(0, LiveRun::id)
+    }
+
+    fn apply(&mut self, event: &Event) -> Result<(), StoreError> {
+        let run = self.run_id();
+        match event {
+            Event::RunStarted { jobs, .. } => {
+                let list: Vec<(usize, &str)> =
+                    jobs.iter().map(|j| (j.id.0, j.name.as_str())).collect();
+                self.logs = Some(LogWriter::new(self.store.root(), run, list.iter().copied()));
+                self.store.add_jobs(run, list)?;
+            }
+            Event::JobStarted { job, attempt, .. } => {
+                self.attempts.insert(job.0, *attempt);
+                self.store.job_started(run, job.0, *attempt)?;
+            }
+            Event::StepStarted {
+                job,
+                step,
+                name,
+                attempt,
+            } => {
+                let log = match self.logs.as_mut() {
+                    Some(logs) => Some(logs.open_step(job.0, *step, name, *attempt)?),
+                    None => None,
+                };
+                self.store.step_started(
+                    run,
+                    StepStart {
+                        job: job.0,
+                        step: *step,
+                        attempt: *attempt,
+                        name,
+                        log: log.as_deref(),
+                    },
+                )?;
+            }
+            Event::Output {
+                job, step, line, ..
+            } => {
+                if let Some(logs) = self.logs.as_mut() {
+                    logs.write_line(job.0, *step, line)?;
+                }
+            }
+            Event::StepFinished {
+                job,
+                step,
+                result,
+                exit_code,
+                duration,
+            } => {
+                if let Some(logs) = self.logs.as_mut() {
+                    logs.close_step(job.0, *step)?;
+                }
+                let result = wire_name(result);
+                self.store.step_finished(
+                    run,
+                    StepEnd {
+                        job: job.0,
+                        step: *step,
+                        attempt: self.attempts.get(&job.0).copied().unwrap_or(1),
+                        result: &result,
+                        exit_code: *exit_code,
+                        duration: *duration,
+                    },
+                )?;
+            }
+            Event::JobRetrying {
+                job,
+                attempt,
+                delay,
+                reason,
+            } => self
+                .store
+                .job_retrying(run, job.0, *attempt, *delay, reason)?,
+            Event::JobFinished {
+                job,
+                result,
+                attempts,
+                duration,
+                reason,
+                ..
+            } => {
+                let result = wire_name(result);
+                self.store.job_finished(
+                    run,
+                    JobEnd {
+                        job: job.0,
+                        result: &result,
+                        attempts: *attempts,
+                        duration: *duration,
+                        reason: reason.as_deref(),
+                    },
+                )?;
+            }
+            Event::RunFinished {
+                result, duration, ..
+            } => {
+                if let Some(logs) = self.logs.as_mut() {
+                    logs.close_all()?;
+                }
+                if let Some(live) = self.live.take() {
+                    self.store
+                        .finish_run(live, run_status(*result), *duration)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The record's status for the engine's run result.
+pub(crate) fn run_status(result: RunResult) -> RunStatus {
+    match result {
+        RunResult::Success => RunStatus::Success,
+        RunResult::Cancelled => RunStatus::Cancelled,
+        _ => RunStatus::Failed,
+    }
+}
+
+/// An event enum's JSON spelling (`timed_out`), so the record, the
+/// `--json` stream and `runs show` use the same words.
+pub(crate) fn wire_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "unknown".to_owned(),
+    }
+}

@@ -1,0 +1,46 @@
+//! Reporters: the only code that prints a run. Each consumes the engine's
+//! [`Event`] stream.
+
+mod json;
+mod summary;
+mod terminal;
+
+use kiln_engine::Event;
+
+pub(crate) use json::JsonReporter;
+pub(crate) use terminal::TerminalReporter;
+
+/// The reporter chosen on the command line.
+pub(crate) enum Reporter {
+    /// Human view (`kiln run`).
+    Terminal(TerminalReporter),
+    /// One JSON object per event (`kiln run --json`).
+    Json(JsonReporter),
+}
+
+impl Reporter {
+    /// Shows one event.
+    pub(crate) fn report(&mut self, event: &Event) {
+        match self {
+            Self::Terminal(r) => r.report(event),
+            Self::Json(r) => r.report(event),
+        }
+    }
+
+    /// Tells the user that cancellation has begun (first Ctrl-C) or that
+    /// steps are now being killed (second).
+    pub(crate) fn notice(&mut self, text: &str) {
+        match self {
+            Self::Terminal(r) => r.notice(text),
+            // stdout is reserved for events; people watching --json read stderr.
+            Self::Json(_) => eprintln!("{text}"),
+        }
+    }
+
+    /// Clears any live display (the run ended without `RunFinished`).
+    pub(crate) fn close(&mut self) {
+        if let Self::Terminal(r) = self {
+            r.close();
+        }
+    }
+}
