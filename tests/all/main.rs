@@ -3,4 +3,8 @@ mod validate;
 
 mod diagnostics;
 mod plan;
+mod run;
+mod runs;
+mod secrets;
+mod signals;
 mod support;

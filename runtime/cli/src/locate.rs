@@ -1,9 +1,10 @@
 //! Finding the pipeline file, the workspace it runs in, and the state directory.
 //!
 //! The workspace (where steps run and `.kiln/` lives) is the directory that
-//! holds the pipeline file, except when that directory is a hidden config
-//! folder (`.dcanary/`, `.kiln/`, `.github/`-style: any name starting with
-//! `.`): then it is that folder's parent, the project root. The rule depends
+//! holds the pipeline file, except when that directory is one of the known
+//! config folders ([`CONFIG_DIRS`]: `.dcanary/`, `.kiln/`): then it is that
+//! folder's parent, the project root. Only known names count: a project
+//! that merely lives in a hidden directory (`/tmp/.tmpXYZ/`) is its own root. The rule depends
 //! only on the file's path, never on the current directory, so `kiln run
 //! ci/kiln.yml` behaves the same wherever it is started.
 
@@ -13,6 +14,9 @@ use crate::error::CliError;
 
 /// The names tried, in order, when no file is given.
 pub(crate) const DEFAULT_FILES: [&str; 3] = ["kiln.yml", ".kiln.yml", ".dcanary/pipeline.yml"];
+
+/// Folders that hold a pipeline on behalf of the directory above them.
+pub(crate) const CONFIG_DIRS: [&str; 2] = [".dcanary", ".kiln"];
 
 /// A located pipeline file.
 #[derive(Debug, Clone)]
@@ -50,12 +54,12 @@ pub(crate) fn pipeline(file: Option<&Path>) -> Result<Located, CliError> {
 /// The workspace for a pipeline file at `absolute`.
 pub(crate) fn workspace_of(absolute: &Path) -> PathBuf {
     let dir = absolute.parent().unwrap_or(Path::new("/"));
-    let hidden = dir
+    let config = dir
         .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'));
+        .is_some_and(|n| CONFIG_DIRS.contains(&n));
     match dir.parent() {
-        Some(parent) if hidden => parent.to_path_buf(),
+        Some(parent) if config => parent.to_path_buf(),
         _ => dir.to_path_buf(),
     }
 }
@@ -87,6 +91,8 @@ mod tests {
             workspace_of(Path::new("/p/.dcanary/pipeline.yml")),
             Path::new("/p")
         );
+        assert_eq!(workspace_of(Path::new("/p/.kiln/kiln.yml")), Path::new("/p"));
         assert_eq!(workspace_of(Path::new("/p/.kiln.yml")), Path::new("/p"));
+        assert_eq!(workspace_of(Path::new("/tmp/.tmpXYZ/kiln.yml")), Path::new("/tmp/.tmpXYZ"));
     }
 }

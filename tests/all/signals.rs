@@ -1,0 +1,127 @@
+//! What happens to a run when kiln is interrupted (Ctrl-C) or killed (-9).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process};
+
+use crate::support::Kiln;
+
+/// A step that records its pid, then sleeps as that same process.
+const SLEEPER: &str = "
+jobs:
+  nap:
+    steps:
+      - run: |
+          echo $$ > sleeper.pid
+          echo napping
+          exec sleep 30
+";
+
+/// Waits until the sleeping step has written its pid.
+fn sleeper_pid(kiln: &Kiln) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(kiln.path("sleeper.pid"))
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie has exited; only a running or sleeping process counts.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+fn wait_gone(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+fn run_status_line(kiln: &Kiln) -> String {
+    let out = kiln.run_with(["runs", "list"]);
+    out.code(0);
+    out.stdout.lines().nth(1).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn ctrl_c_cancels_the_run_records_it_and_leaves_no_process() {
+    let kiln = Kiln::new().pipeline(SLEEPER).args(["run"]);
+    let mut child = kiln.spawn();
+    let pid = sleeper_pid(&kiln);
+    // The step has started; make sure kiln has printed it, too.
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    while !line.contains("napping") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).expect("read") > 0,
+            "kiln closed stdout early"
+        );
+    }
+    let started = Instant::now();
+    kill_process(Pid::from_child(&child), Signal::INT).expect("SIGINT");
+    let status = child.wait().expect("kiln exits");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read");
+    assert_eq!(status.code(), Some(1), "stdout after SIGINT:\n{rest}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "cancellation took {:?}",
+        started.elapsed()
+    );
+    assert!(rest.contains("run 1 was cancelled in "), "{rest}");
+    assert!(
+        wait_gone(pid),
+        "the step's sleep (pid {pid}) survived Ctrl-C"
+    );
+    assert!(
+        run_status_line(&kiln).starts_with("    1  kiln      cancelled  "),
+        "{}",
+        run_status_line(&kiln)
+    );
+}
+
+#[test]
+fn a_run_killed_with_sigkill_shows_as_interrupted() {
+    let kiln = Kiln::new().pipeline(SLEEPER).args(["run"]);
+    let mut child = kiln.spawn();
+    let pid = sleeper_pid(&kiln);
+    // While kiln lives, the run is `running`.
+    assert!(
+        run_status_line(&kiln).starts_with("    1  kiln      running    "),
+        "{}",
+        run_status_line(&kiln)
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert!(
+        run_status_line(&kiln).starts_with("    1  kiln      interrupted"),
+        "{}",
+        run_status_line(&kiln)
+    );
+    let show = kiln.run_with(["runs", "show", "1"]);
+    show.code(0).stdout_has("· interrupted ·");
+    // kill -9 gives kiln no chance to clean up; do it for the test.
+    let _ = kill_process(Pid::from_raw(pid).expect("pid > 0"), Signal::KILL);
+    assert!(!Path::new(&format!("/proc/{pid}/stat")).exists() || wait_gone(pid));
+}
