@@ -195,3 +195,172 @@ pub(crate) fn wire_name<T: serde::Serialize>(value: &T) -> String {
         _ => "unknown".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use kiln_engine::event::JobInfo;
+    use kiln_engine::{JobResult, StepResult, Stream};
+    use kiln_pipeline::JobId;
+
+    use super::*;
+
+    /// A retried job and a skipped dependent, as the engine would report them.
+    fn events(run: i64) -> Vec<Event> {
+        let (a, b) = (JobId(0), JobId(1));
+        let output = |line: &str| Event::Output {
+            job: a,
+            step: 0,
+            stream: Stream::Stdout,
+            line: line.into(),
+        };
+        let step = |attempt| Event::StepStarted {
+            job: a,
+            step: 0,
+            name: "make it".into(),
+            attempt,
+        };
+        let failed = Event::StepFinished {
+            job: a,
+            step: 0,
+            result: StepResult::Failed,
+            exit_code: Some(2),
+            duration: Duration::from_millis(5),
+        };
+        vec![
+            Event::RunStarted {
+                run,
+                pipeline: "p".into(),
+                jobs: vec![
+                    JobInfo {
+                        id: a,
+                        name: "build (os=x)".into(),
+                        steps: vec!["make it".into()],
+                        needs: vec![],
+                    },
+                    JobInfo {
+                        id: b,
+                        name: "ship".into(),
+                        steps: vec!["go".into()],
+                        needs: vec![a],
+                    },
+                ],
+                at: SystemTime::now(),
+            },
+            Event::JobStarted {
+                job: a,
+                name: "build (os=x)".into(),
+                attempt: 1,
+            },
+            step(1),
+            output("first"),
+            failed.clone(),
+            Event::JobRetrying {
+                job: a,
+                attempt: 1,
+                delay: Duration::from_millis(10),
+                reason: "exit code 2".into(),
+            },
+            Event::JobStarted {
+                job: a,
+                name: "build (os=x)".into(),
+                attempt: 2,
+            },
+            step(2),
+            output("second"),
+            failed,
+            Event::JobFinished {
+                job: a,
+                name: "build (os=x)".into(),
+                result: JobResult::Failed,
+                attempts: 2,
+                duration: Duration::from_millis(30),
+                reason: Some("step `make it` failed".into()),
+                outputs: vec![],
+            },
+            Event::JobFinished {
+                job: b,
+                name: "ship".into(),
+                result: JobResult::Skipped,
+                attempts: 0,
+                duration: Duration::ZERO,
+                reason: Some("needs `build (os=x)`, which failed".into()),
+                outputs: vec![],
+            },
+            Event::RunFinished {
+                run,
+                result: RunResult::Failed,
+                duration: Duration::from_millis(40),
+            },
+        ]
+    }
+
+    #[test]
+    fn events_become_a_record_and_log_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".kiln");
+        let mut store = Store::open(&state).unwrap();
+        let live = store.begin_run("p", "kiln.yml").unwrap();
+        let run = live.id();
+        let mut recorder = Recorder::new(store, live);
+        for event in events(run) {
+            recorder.record(&event);
+        }
+        assert!(!recorder.warned);
+        drop(recorder);
+
+        let details = Store::open(&state).unwrap().run_details(run).unwrap();
+        assert_eq!(details.run.status, RunStatus::Failed);
+        let build = &details.jobs[0];
+        assert_eq!(
+            (build.result.as_deref(), build.attempts),
+            (Some("failed"), 2)
+        );
+        let steps: Vec<(u32, Option<&str>, Option<i32>)> = build
+            .steps
+            .iter()
+            .map(|s| (s.attempt, s.result.as_deref(), s.exit_code))
+            .collect();
+        assert_eq!(
+            steps,
+            vec![(1, Some("failed"), Some(2)), (2, Some("failed"), Some(2))]
+        );
+        let log = build.steps[0].log.clone().unwrap();
+        assert_eq!(
+            log,
+            std::path::Path::new("logs/1/build-os-x/01-make-it.log")
+        );
+        assert_eq!(
+            std::fs::read_to_string(state.join(log)).unwrap(),
+            "first\n--- attempt 2 ---\nsecond\n"
+        );
+        let ship = &details.jobs[1];
+        assert_eq!(ship.result.as_deref(), Some("skipped"));
+        assert_eq!(
+            ship.reason.as_deref(),
+            Some("needs `build (os=x)`, which failed")
+        );
+    }
+
+    #[test]
+    fn a_stream_without_run_finished_is_recorded_as_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".kiln");
+        let mut store = Store::open(&state).unwrap();
+        let live = store.begin_run("p", "kiln.yml").unwrap();
+        let mut recorder = Recorder::new(store, live);
+        for event in events(1).into_iter().take(4) {
+            recorder.record(&event);
+        }
+        recorder.finish(Duration::from_millis(7));
+        let details = Store::open(&state).unwrap().run_details(1).unwrap();
+        assert_eq!(details.run.status, RunStatus::Failed);
+        assert_eq!(details.run.duration, Some(Duration::from_millis(7)));
+        // The partial log was flushed.
+        assert_eq!(
+            std::fs::read_to_string(state.join("logs/1/build-os-x/01-make-it.log")).unwrap(),
+            "first\n"
+        );
+    }
+}
