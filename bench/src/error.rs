@@ -20,14 +20,15 @@ pub enum Error {
     #[error("the generated pipeline does not load: {0}")]
     Load(String),
     /// A measured command exited unsuccessfully.
-    #[error("`{command}` failed ({status}); its stderr is in `{}`", stderr.display())]
+    #[error("`{command}` failed ({status}); the end of its stderr:\n{stderr_tail}")]
     CommandFailed {
         /// The command line.
         command: String,
         /// Its exit status.
         status: std::process::ExitStatus,
-        /// Where its stderr was kept.
-        stderr: PathBuf,
+        /// The last lines it wrote to stderr (the file itself is removed
+        /// with the work directory unless `--keep`).
+        stderr_tail: String,
     },
     /// The `kiln` binary is missing and could not be built.
     #[error("no `kiln` binary at `{}`; run `cargo build --release -p kiln` first", path.display())]

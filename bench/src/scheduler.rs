@@ -198,7 +198,7 @@ impl SchedulerBench {
             return Err(Error::CommandFailed {
                 command: described,
                 status: m.status,
-                stderr: stderr_path,
+                stderr_tail: tail(&stderr_path, 20),
             });
         }
         Ok(m)
@@ -242,6 +242,13 @@ impl SchedulerBench {
     }
 }
 
+/// The last `lines` lines of the file at `path` (empty if unreadable).
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// The `kiln` binary next to the running executable (`target/release/kiln`
 /// when run as `cargo run --release -p kiln-bench`), built with cargo if it
 /// is not there yet.
@@ -270,4 +277,27 @@ pub fn locate_kiln() -> Result<PathBuf, Error> {
         }
     }
     Err(Error::KilnMissing { path: kiln })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines_and_tolerates_a_missing_file() {
+        let path = std::env::temp_dir().join(format!("kiln-bench-tail-{}", std::process::id()));
+        fs::write(&path, "one\ntwo\nthree\n").unwrap();
+        assert_eq!(tail(&path, 2), "two\nthree");
+        assert_eq!(tail(&path, 10), "one\ntwo\nthree");
+        fs::remove_file(&path).unwrap();
+        assert_eq!(tail(&path, 2), "");
+    }
+
+    #[test]
+    fn make_gets_the_same_child_work_as_kiln() {
+        // One `sh` per job, exec'd directly by make: see the module docs.
+        assert_eq!(MAKE_RECIPE, "@sh -ec true");
+        let makefile = Dag::generate(2, 4, 1).to_makefile(MAKE_RECIPE);
+        assert!(makefile.contains("j1: j0\n\t@sh -ec true\n"), "{makefile}");
+    }
 }
