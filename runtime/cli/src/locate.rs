@@ -91,8 +91,14 @@ mod tests {
             workspace_of(Path::new("/p/.dcanary/pipeline.yml")),
             Path::new("/p")
         );
-        assert_eq!(workspace_of(Path::new("/p/.kiln/kiln.yml")), Path::new("/p"));
+        assert_eq!(
+            workspace_of(Path::new("/p/.kiln/kiln.yml")),
+            Path::new("/p")
+        );
         assert_eq!(workspace_of(Path::new("/p/.kiln.yml")), Path::new("/p"));
-        assert_eq!(workspace_of(Path::new("/tmp/.tmpXYZ/kiln.yml")), Path::new("/tmp/.tmpXYZ"));
+        assert_eq!(
+            workspace_of(Path::new("/tmp/.tmpXYZ/kiln.yml")),
+            Path::new("/tmp/.tmpXYZ")
+        );
     }
 }
