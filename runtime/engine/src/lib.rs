@@ -3,10 +3,88 @@
 //! Owns the scheduler (ready queue by remaining-dependency count, bounded
 //! concurrency), job and step state machines, retries, timeouts,
 //! cancellation, secret masking and the [`Event`] stream. Executors plug in
-//! through a trait; this crate never imports wasmtime or bollard, and never
-//! prints.
+//! through the [`Executor`] trait; this crate never imports wasmtime or
+//! bollard, and never prints.
+//!
+//! Cancellation: when the run is cancelled (or the pipeline timeout fires),
+//! running steps get SIGTERM, then SIGKILL after the grace period; jobs that
+//! had not started end as `cancelled` — including `if: always()` jobs, so a
+//! Ctrl-C really stops the run.
 #![warn(missing_docs)]
 
+mod backoff;
+mod context;
 pub mod event;
+pub mod executor;
+mod job;
+mod lines;
+pub mod mask;
+pub mod outputs;
+pub mod process;
+mod run;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use event::{Event, JobResult, RunId, RunResult, StepResult, Stream};
+pub use executor::{Executor, StepControl, StepExit, StepRequest};
+pub use process::ProcessExecutor;
+
+use kiln_pipeline::Plan;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a run needs besides the plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run record's id (used in env and temp names).
+    pub run_id: RunId,
+    /// Directory steps run in (`KILN_WORKSPACE`).
+    pub workspace: PathBuf,
+    /// Jobs running at once (at least 1).
+    pub max_parallel: usize,
+    /// Secret values by name: injected only into steps that reference them,
+    /// masked everywhere.
+    pub secrets: BTreeMap<String, String>,
+    /// `--var` values: the `vars` context.
+    pub vars: BTreeMap<String, String>,
+    /// SIGTERM → SIGKILL grace when a step is stopped.
+    pub grace: Duration,
+    /// Where the run's private temp directory goes (default: the system's).
+    pub temp_root: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// Defaults for `workspace`: parallelism = cores, 5 s grace.
+    pub fn new(run_id: RunId, workspace: PathBuf) -> Self {
+        Self {
+            run_id,
+            workspace,
+            max_parallel: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            secrets: BTreeMap::new(),
+            vars: BTreeMap::new(),
+            grace: Duration::from_secs(5),
+            temp_root: None,
+        }
+    }
+}
+
+/// Runs `plan` to the end and returns its result.
+///
+/// Emits [`Event::RunStarted`] first and [`Event::RunFinished`] last on
+/// `events`. `cancel` stops the run gracefully (running steps get SIGTERM,
+/// then SIGKILL after [`RunOptions::grace`]); `kill` kills running steps at
+/// once. Never panics on user input and never leaves a step's process
+/// behind.
+pub async fn run(
+    plan: Arc<Plan>,
+    options: RunOptions,
+    executor: Arc<dyn Executor>,
+    events: UnboundedSender<Event>,
+    cancel: CancellationToken,
+    kill: CancellationToken,
+) -> RunResult {
+    run::run(plan, options, executor, events, cancel, kill).await
+}

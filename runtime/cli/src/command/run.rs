@@ -76,6 +76,7 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
             workspace: located.workspace.clone(),
             parallelism: args.parallel,
             secrets,
+            vars: args.vars.iter().cloned().collect(),
             grace: args.grace,
         },
         to_consumer,
@@ -99,6 +100,7 @@ struct EngineInput {
     workspace: std::path::PathBuf,
     parallelism: Option<u32>,
     secrets: std::collections::BTreeMap<String, String>,
+    vars: std::collections::BTreeMap<String, String>,
     grace: Option<Duration>,
 }
 
@@ -195,23 +197,23 @@ async fn engine_run(
     kill: CancellationToken,
     events: mpsc::UnboundedSender<Event>,
 ) -> Result<RunResult, String> {
-    // Placeholder until kiln_engine::run lands: every input is accounted
-    // for here so the wiring above is complete.
     let EngineInput {
         run_id,
         workspace,
         parallelism,
         secrets,
+        vars,
         grace,
     } = input;
-    tracing::debug!(
-        run_id,
-        ?workspace,
-        ?parallelism,
-        secrets = secrets.len(),
-        ?grace,
-        jobs = plan.jobs.len()
-    );
-    let _ = (cancel, kill, events);
-    Err("the engine is not wired yet".into())
+    let mut options = kiln_engine::RunOptions::new(run_id, workspace);
+    if let Some(parallelism) = parallelism {
+        options.max_parallel = parallelism as usize;
+    }
+    if let Some(grace) = grace {
+        options.grace = grace;
+    }
+    options.secrets = secrets;
+    options.vars = vars;
+    let executor = std::sync::Arc::new(kiln_engine::ProcessExecutor);
+    Ok(kiln_engine::run(std::sync::Arc::new(plan), options, executor, events, cancel, kill).await)
 }

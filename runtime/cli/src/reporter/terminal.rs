@@ -210,23 +210,29 @@ impl TerminalReporter {
         exit_code: Option<i32>,
         duration: Duration,
     ) {
-        if matches!(result, StepResult::Success | StepResult::Skipped) {
-            return;
-        }
         let prefix = self.prefix(job);
-        let exit = exit_code
-            .map(|c| format!(" (exit {c})"))
-            .unwrap_or_default();
-        let text = format!(
-            "✗ step {} {}{exit} after {}",
-            step + 1,
-            wire_name(&result).replace('_', " "),
-            units::duration(duration)
-        );
-        let style = if result == StepResult::FailedIgnored {
-            style::warn()
-        } else {
-            style::bad()
+        let (text, style) = match result {
+            StepResult::Success => return,
+            StepResult::Skipped => (format!("○ step {} skipped", step + 1), style::dim()),
+            StepResult::FailedIgnored => {
+                let exit = exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+                let text = format!(
+                    "! step {} failed{exit} after {}; continuing (continue-on-error)",
+                    step + 1,
+                    units::duration(duration)
+                );
+                (text, style::warn())
+            }
+            _ => {
+                let exit = exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+                let text = format!(
+                    "✗ step {} {}{exit} after {}",
+                    step + 1,
+                    wire_name(&result).replace('_', " "),
+                    units::duration(duration)
+                );
+                (text, style::bad())
+            }
         };
         self.line(&format!("{prefix} {}", self.palette.paint(style, &text)));
     }

@@ -1,0 +1,405 @@
+//! The dispatcher: one task owns the run's state and decides what runs next.
+//!
+//! Jobs become ready when their remaining-dependency count reaches zero; at
+//! most `max_parallel` run at once. Each running job is a task that reports
+//! its outcome back; only this task changes run state or emits
+//! `JobFinished`, so the event order is the order of decisions.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use kiln_pipeline::expr::Context;
+use kiln_pipeline::{JobId, Plan};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{self, Finished};
+use crate::event::{Event, JobInfo, JobResult, RunResult};
+use crate::executor::Executor;
+use crate::job::{self, JobOutcome};
+use crate::mask::Masker;
+use crate::RunOptions;
+
+/// What every job task shares.
+pub(crate) struct Shared {
+    pub plan: Arc<Plan>,
+    pub options: RunOptions,
+    pub executor: Arc<dyn Executor>,
+    pub masker: Masker,
+    events: UnboundedSender<Event>,
+    /// Stops every running step gracefully (user cancel or pipeline timeout).
+    pub stop: CancellationToken,
+    /// Kills every running step at once.
+    pub kill: CancellationToken,
+    /// Set when `stop` fired because of the pipeline timeout.
+    pub pipeline_timed_out: AtomicBool,
+    /// Private directory for scripts and output files, removed at the end.
+    pub temp: PathBuf,
+    /// The environment kiln was started with, the base of every step's env.
+    pub system_env: Vec<(String, String)>,
+}
+
+impl Shared {
+    pub(crate) fn emit(&self, event: Event) {
+        // A gone receiver means nobody listens any more; the run still ends
+        // cleanly, so the error is deliberately ignored.
+        let _ = self.events.send(event);
+    }
+
+    /// A secret by name: exact, else case-insensitive (GitHub's names are).
+    pub(crate) fn secret(&self, name: &str) -> Option<String> {
+        let secrets = &self.options.secrets;
+        secrets.get(name).cloned().or_else(|| {
+            secrets
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    /// The result of a job stopped by the run's stop token.
+    pub(crate) fn stop_result(&self) -> JobResult {
+        if self.pipeline_timed_out.load(Ordering::SeqCst) {
+            JobResult::TimedOut
+        } else {
+            JobResult::Cancelled
+        }
+    }
+}
+
+/// Runs the whole plan; see [`crate::run`].
+pub(crate) async fn run(
+    plan: Arc<Plan>,
+    options: RunOptions,
+    executor: Arc<dyn Executor>,
+    events: UnboundedSender<Event>,
+    cancel: CancellationToken,
+    kill: CancellationToken,
+) -> RunResult {
+    let started = Instant::now();
+    let temp = options.temp_root.clone().unwrap_or_else(std::env::temp_dir).join(format!(
+        "kiln-{}-{}",
+        std::process::id(),
+        options.run_id
+    ));
+    let run_id = options.run_id;
+    let shared = Arc::new(Shared {
+        masker: Masker::new(options.secrets.values()),
+        plan: plan.clone(),
+        options,
+        executor,
+        events,
+        stop: CancellationToken::new(),
+        kill,
+        pipeline_timed_out: AtomicBool::new(false),
+        temp,
+        system_env: std::env::vars().collect(),
+    });
+    shared.emit(Event::RunStarted {
+        run: run_id,
+        pipeline: plan.name.clone(),
+        jobs: plan
+            .jobs
+            .iter()
+            .map(|job| JobInfo {
+                id: job.id,
+                name: job.name.clone(),
+                steps: job.steps.iter().map(|s| s.name.clone()).collect(),
+                needs: job.needs.clone(),
+            })
+            .collect(),
+        at: SystemTime::now(),
+    });
+    let result = match create_private_dir(&shared.temp) {
+        Ok(()) => Dispatcher::new(shared.clone()).run(cancel).await,
+        Err(e) => {
+            let reason = format!(
+                "cannot create the run's temp directory `{}`: {e}",
+                shared.temp.display()
+            );
+            for job in &plan.jobs {
+                finish_unstarted(&shared, job.id, JobResult::Cancelled, &reason);
+            }
+            RunResult::Failed
+        }
+    };
+    let _ = std::fs::remove_dir_all(&shared.temp);
+    shared.emit(Event::RunFinished {
+        run: run_id,
+        result,
+        duration: started.elapsed(),
+    });
+    result
+}
+
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+fn finish_unstarted(shared: &Shared, id: JobId, result: JobResult, reason: &str) {
+    shared.emit(Event::JobFinished {
+        job: id,
+        name: shared.plan.jobs[id.0].name.clone(),
+        result,
+        attempts: 0,
+        duration: Duration::ZERO,
+        reason: Some(reason.to_owned()),
+        outputs: Vec::new(),
+    });
+}
+
+/// Whether a job runs, and if not, why.
+enum Decision {
+    Run,
+    Skip(String),
+    Fail(String),
+}
+
+struct Dispatcher {
+    shared: Arc<Shared>,
+    remaining: Vec<usize>,
+    dependents: Vec<Vec<JobId>>,
+    finished: Vec<Option<Finished>>,
+    /// A job failed (not counting `continue-on-error`) here or upstream:
+    /// what `failure()` reports for its dependents.
+    upstream_failed: Vec<bool>,
+    ready: VecDeque<JobId>,
+    running: JoinSet<(JobId, JobOutcome)>,
+    task_jobs: HashMap<tokio::task::Id, JobId>,
+    cancelled_by_user: bool,
+}
+
+impl Dispatcher {
+    fn new(shared: Arc<Shared>) -> Self {
+        let jobs = &shared.plan.jobs;
+        let mut dependents = vec![Vec::new(); jobs.len()];
+        for job in jobs {
+            for need in &job.needs {
+                dependents[need.0].push(job.id);
+            }
+        }
+        let remaining: Vec<usize> = jobs.iter().map(|j| j.needs.len()).collect();
+        let ready = jobs
+            .iter()
+            .filter(|j| j.needs.is_empty())
+            .map(|j| j.id)
+            .collect();
+        Self {
+            remaining,
+            dependents,
+            finished: vec![None; jobs.len()],
+            upstream_failed: vec![false; jobs.len()],
+            ready,
+            running: JoinSet::new(),
+            task_jobs: HashMap::new(),
+            cancelled_by_user: false,
+            shared,
+        }
+    }
+
+    async fn run(mut self, cancel: CancellationToken) -> RunResult {
+        let timeout = self.shared.plan.timeout;
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let parallel = self.shared.options.max_parallel.max(1);
+        loop {
+            while self.running.len() < parallel {
+                let Some(id) = self.ready.pop_front() else { break };
+                self.start(id);
+            }
+            if self.running.is_empty() && self.ready.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(joined) = self.running.join_next_with_id() => self.joined(joined),
+                _ = cancel.cancelled(), if !self.shared.stop.is_cancelled() => {
+                    self.cancelled_by_user = true;
+                    self.shared.stop.cancel();
+                }
+                _ = sleep_until(deadline), if !self.shared.stop.is_cancelled() => {
+                    self.shared.pipeline_timed_out.store(true, Ordering::SeqCst);
+                    self.shared.stop.cancel();
+                }
+            }
+        }
+        self.result()
+    }
+
+    fn start(&mut self, id: JobId) {
+        if self.shared.stop.is_cancelled() {
+            let (result, reason) = if self.shared.pipeline_timed_out.load(Ordering::SeqCst) {
+                (JobResult::Cancelled, "the pipeline timed out before it started")
+            } else {
+                (JobResult::Cancelled, "the run was cancelled before it started")
+            };
+            return self.finish(id, result, 0, Duration::ZERO, Some(reason.into()), Vec::new());
+        }
+        match self.decide(id) {
+            Decision::Run => {
+                let plan = &self.shared.plan;
+                let needs = job::needs_value(&plan.jobs[id.0], &plan.jobs, &self.finished);
+                let handle = self
+                    .running
+                    .spawn(run_job(self.shared.clone(), id, needs));
+                self.task_jobs.insert(handle.id(), id);
+            }
+            Decision::Skip(reason) => {
+                self.finish(id, JobResult::Skipped, 0, Duration::ZERO, Some(reason), Vec::new())
+            }
+            Decision::Fail(reason) => {
+                self.finish(id, JobResult::Failed, 0, Duration::ZERO, Some(reason), Vec::new())
+            }
+        }
+    }
+
+    /// Applies the job's `if:` (default `success()`: every need succeeded).
+    fn decide(&self, id: JobId) -> Decision {
+        let plan = &self.shared.plan;
+        let job = &plan.jobs[id.0];
+        let blocker = job.needs.iter().find_map(|need| {
+            let done = self.finished[need.0].as_ref()?;
+            (done.result != JobResult::Success).then(|| {
+                format!(
+                    "needs `{}`, which {}",
+                    plan.jobs[need.0].name,
+                    describe(done.result)
+                )
+            })
+        });
+        let Some(condition) = &job.condition else {
+            return blocker.map_or(Decision::Run, Decision::Skip);
+        };
+        if !condition.uses_status_function()
+            && let Some(reason) = blocker
+        {
+            return Decision::Skip(reason);
+        }
+        let failed = job.needs.iter().any(|n| self.upstream_failed[n.0]);
+        let cx = Context {
+            values: context::base(
+                &self.shared.options.vars,
+                job,
+                job::needs_value(job, &plan.jobs, &self.finished),
+                &self.shared.temp,
+            ),
+            status: context::status(false, failed),
+            workspace: Some(&self.shared.options.workspace),
+        };
+        match job::eval_condition(condition, &cx) {
+            Ok(true) => Decision::Run,
+            Ok(false) => Decision::Skip(format!("`if: {}` was false", condition.text.trim())),
+            Err(message) => Decision::Fail(message),
+        }
+    }
+
+    fn joined(&mut self, joined: Result<(tokio::task::Id, (JobId, JobOutcome)), tokio::task::JoinError>) {
+        match joined {
+            Ok((task, (id, outcome))) => {
+                self.task_jobs.remove(&task);
+                self.finish(
+                    id,
+                    outcome.result,
+                    outcome.attempts,
+                    outcome.duration,
+                    outcome.reason,
+                    outcome.outputs,
+                );
+            }
+            Err(error) => {
+                // A panic in a job task is a kiln bug; the run goes on and
+                // says so rather than aborting.
+                if let Some(id) = self.task_jobs.remove(&error.id()) {
+                    let reason = format!("internal error in kiln: {error}");
+                    self.finish(id, JobResult::Failed, 1, Duration::ZERO, Some(reason), Vec::new());
+                }
+            }
+        }
+    }
+
+    fn finish(
+        &mut self,
+        id: JobId,
+        result: JobResult,
+        attempts: u32,
+        duration: Duration,
+        reason: Option<String>,
+        outputs: Vec<(String, String)>,
+    ) {
+        let job = &self.shared.plan.jobs[id.0];
+        let failed = matches!(result, JobResult::Failed | JobResult::TimedOut);
+        // `continue-on-error` makes a failure count as success downstream.
+        let effective = if failed && job.continue_on_error {
+            JobResult::Success
+        } else {
+            result
+        };
+        self.upstream_failed[id.0] = (failed && !job.continue_on_error)
+            || job.needs.iter().any(|n| self.upstream_failed[n.0]);
+        self.shared.emit(Event::JobFinished {
+            job: id,
+            name: job.name.clone(),
+            result,
+            attempts,
+            duration,
+            reason,
+            outputs: outputs.clone(),
+        });
+        self.finished[id.0] = Some(Finished {
+            result: effective,
+            outputs,
+        });
+        for &dependent in &self.dependents[id.0] {
+            self.remaining[dependent.0] -= 1;
+            if self.remaining[dependent.0] == 0 {
+                self.ready.push_back(dependent);
+            }
+        }
+    }
+
+    fn result(&self) -> RunResult {
+        if self.cancelled_by_user {
+            return RunResult::Cancelled;
+        }
+        let jobs = &self.shared.plan.jobs;
+        let failed = self.finished.iter().zip(jobs).any(|(done, job)| {
+            !job.continue_on_error
+                && done.as_ref().is_none_or(|d| {
+                    matches!(
+                        d.result,
+                        JobResult::Failed | JobResult::TimedOut | JobResult::Cancelled
+                    )
+                })
+        });
+        if failed || self.shared.pipeline_timed_out.load(Ordering::SeqCst) {
+            RunResult::Failed
+        } else {
+            RunResult::Success
+        }
+    }
+}
+
+async fn run_job(shared: Arc<Shared>, id: JobId, needs: serde_json::Value) -> (JobId, JobOutcome) {
+    (id, job::run(shared, id, needs).await)
+}
+
+fn describe(result: JobResult) -> &'static str {
+    match result {
+        JobResult::Success => "succeeded",
+        JobResult::Failed => "failed",
+        JobResult::Skipped => "was skipped",
+        JobResult::Cancelled => "was cancelled",
+        JobResult::TimedOut => "timed out",
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
