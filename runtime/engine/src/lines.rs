@@ -26,8 +26,10 @@ impl LineSplitter {
             rest = &rest[newline + 1..];
         }
         self.pending.extend_from_slice(rest);
-        if self.pending.len() >= MAX_LINE {
+        while self.pending.len() >= MAX_LINE {
+            let tail = self.pending.split_off(MAX_LINE);
             emit(self.take(masker));
+            self.pending = tail;
         }
     }
 

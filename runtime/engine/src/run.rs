@@ -17,12 +17,12 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::RunOptions;
 use crate::context::{self, Finished};
 use crate::event::{Event, JobInfo, JobResult, RunResult};
 use crate::executor::Executor;
 use crate::job::{self, JobOutcome};
 use crate::mask::Masker;
-use crate::RunOptions;
 
 /// What every job task shares.
 pub(crate) struct Shared {
@@ -81,11 +81,11 @@ pub(crate) async fn run(
     kill: CancellationToken,
 ) -> RunResult {
     let started = Instant::now();
-    let temp = options.temp_root.clone().unwrap_or_else(std::env::temp_dir).join(format!(
-        "kiln-{}-{}",
-        std::process::id(),
-        options.run_id
-    ));
+    let temp = options
+        .temp_root
+        .clone()
+        .unwrap_or_else(default_temp_root)
+        .join(format!("kiln-{}-{}", std::process::id(), options.run_id));
     let run_id = options.run_id;
     let shared = Arc::new(Shared {
         masker: Masker::new(options.secrets.values()),
@@ -136,9 +136,29 @@ pub(crate) async fn run(
     result
 }
 
+/// Scripts may hold secrets, so they go to memory-backed storage when the
+/// system has it (`$XDG_RUNTIME_DIR`, else `/dev/shm`): a secret never
+/// touches a disk, and creating a file per step costs far less there.
+fn default_temp_root() -> PathBuf {
+    let candidates = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("/dev/shm")]);
+    for dir in candidates {
+        let writable = rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).is_ok();
+        if dir.is_dir() && writable {
+            return dir;
+        }
+    }
+    std::env::temp_dir()
+}
+
 fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
 fn finish_unstarted(shared: &Shared, id: JobId, result: JobResult, reason: &str) {
@@ -208,7 +228,9 @@ impl Dispatcher {
         let parallel = self.shared.options.max_parallel.max(1);
         loop {
             while self.running.len() < parallel {
-                let Some(id) = self.ready.pop_front() else { break };
+                let Some(id) = self.ready.pop_front() else {
+                    break;
+                };
                 self.start(id);
             }
             if self.running.is_empty() && self.ready.is_empty() {
@@ -232,27 +254,48 @@ impl Dispatcher {
     fn start(&mut self, id: JobId) {
         if self.shared.stop.is_cancelled() {
             let (result, reason) = if self.shared.pipeline_timed_out.load(Ordering::SeqCst) {
-                (JobResult::Cancelled, "the pipeline timed out before it started")
+                (
+                    JobResult::Cancelled,
+                    "the pipeline timed out before it started",
+                )
             } else {
-                (JobResult::Cancelled, "the run was cancelled before it started")
+                (
+                    JobResult::Cancelled,
+                    "the run was cancelled before it started",
+                )
             };
-            return self.finish(id, result, 0, Duration::ZERO, Some(reason.into()), Vec::new());
+            return self.finish(
+                id,
+                result,
+                0,
+                Duration::ZERO,
+                Some(reason.into()),
+                Vec::new(),
+            );
         }
         match self.decide(id) {
             Decision::Run => {
                 let plan = &self.shared.plan;
                 let needs = job::needs_value(&plan.jobs[id.0], &plan.jobs, &self.finished);
-                let handle = self
-                    .running
-                    .spawn(run_job(self.shared.clone(), id, needs));
+                let handle = self.running.spawn(run_job(self.shared.clone(), id, needs));
                 self.task_jobs.insert(handle.id(), id);
             }
-            Decision::Skip(reason) => {
-                self.finish(id, JobResult::Skipped, 0, Duration::ZERO, Some(reason), Vec::new())
-            }
-            Decision::Fail(reason) => {
-                self.finish(id, JobResult::Failed, 0, Duration::ZERO, Some(reason), Vec::new())
-            }
+            Decision::Skip(reason) => self.finish(
+                id,
+                JobResult::Skipped,
+                0,
+                Duration::ZERO,
+                Some(reason),
+                Vec::new(),
+            ),
+            Decision::Fail(reason) => self.finish(
+                id,
+                JobResult::Failed,
+                0,
+                Duration::ZERO,
+                Some(reason),
+                Vec::new(),
+            ),
         }
     }
 
@@ -296,7 +339,10 @@ impl Dispatcher {
         }
     }
 
-    fn joined(&mut self, joined: Result<(tokio::task::Id, (JobId, JobOutcome)), tokio::task::JoinError>) {
+    fn joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, (JobId, JobOutcome)), tokio::task::JoinError>,
+    ) {
         match joined {
             Ok((task, (id, outcome))) => {
                 self.task_jobs.remove(&task);
@@ -314,7 +360,14 @@ impl Dispatcher {
                 // says so rather than aborting.
                 if let Some(id) = self.task_jobs.remove(&error.id()) {
                     let reason = format!("internal error in kiln: {error}");
-                    self.finish(id, JobResult::Failed, 1, Duration::ZERO, Some(reason), Vec::new());
+                    self.finish(
+                        id,
+                        JobResult::Failed,
+                        1,
+                        Duration::ZERO,
+                        Some(reason),
+                        Vec::new(),
+                    );
                 }
             }
         }
@@ -402,4 +455,3 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
-

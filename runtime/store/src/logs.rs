@@ -52,7 +52,16 @@ pub struct LogWriter {
     root: PathBuf,
     run_dir: PathBuf,
     job_dirs: HashMap<usize, String>,
-    open: HashMap<(usize, usize), BufWriter<File>>,
+    open: HashMap<(usize, usize), Slot>,
+}
+
+/// A step's log: created on its first line, so a silent step costs no
+/// file (thousands of no-op jobs would otherwise spend most of the
+/// recorder's time creating empty files).
+#[derive(Debug)]
+enum Slot {
+    Pending { path: PathBuf, attempt: u32 },
+    Open(BufWriter<File>),
 }
 
 impl LogWriter {
@@ -106,24 +115,9 @@ impl LogWriter {
     ) -> Result<PathBuf> {
         let relative = self.step_path(job, step, name);
         let path = self.root.join(&relative);
-        let io = |source| StoreError::Io {
-            path: path.clone(),
-            source,
-        };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        let mut writer = BufWriter::new(file);
-        if attempt > 1 {
-            writeln!(writer, "--- attempt {attempt} ---").map_err(io)?;
-        }
-        if let Some(mut previous) = self.open.insert((job, step), writer) {
-            previous.flush().map_err(io)?;
+        let pending = Slot::Pending { path, attempt };
+        if let Some(Slot::Open(mut previous)) = self.open.insert((job, step), pending) {
+            previous.flush().map_err(|source| self.io_error(source))?;
         }
         Ok(relative)
     }
@@ -131,7 +125,17 @@ impl LogWriter {
     /// Appends one output line (a newline is added). Lines for a step that
     /// was never opened are dropped: the engine always starts a step first.
     pub fn write_line(&mut self, job: usize, step: usize, line: &str) -> Result<()> {
-        let Some(writer) = self.open.get_mut(&(job, step)) else {
+        let Some(slot) = self.open.get_mut(&(job, step)) else {
+            return Ok(());
+        };
+        if let Slot::Pending { path, attempt } = slot {
+            let writer = create(path, *attempt).map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            *slot = Slot::Open(writer);
+        }
+        let Slot::Open(writer) = slot else {
             return Ok(());
         };
         writer
@@ -143,14 +147,18 @@ impl LogWriter {
             })
     }
 
+    fn io_error(&self, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: self.root.join(&self.run_dir),
+            source,
+        }
+    }
+
     /// Flushes and closes a step's log.
     pub fn close_step(&mut self, job: usize, step: usize) -> Result<()> {
         match self.open.remove(&(job, step)) {
-            Some(mut writer) => writer.flush().map_err(|source| StoreError::Io {
-                path: self.root.join(&self.run_dir),
-                source,
-            }),
-            None => Ok(()),
+            Some(Slot::Open(mut writer)) => writer.flush().map_err(|source| self.io_error(source)),
+            Some(Slot::Pending { .. }) | None => Ok(()),
         }
     }
 
@@ -162,4 +170,18 @@ impl LogWriter {
         }
         Ok(())
     }
+}
+
+/// Opens a step's log for appending, with a marker line before a retry's
+/// output.
+fn create(path: &Path, attempt: u32) -> std::io::Result<BufWriter<File>> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut writer = BufWriter::new(file);
+    if attempt > 1 {
+        writeln!(writer, "--- attempt {attempt} ---")?;
+    }
+    Ok(writer)
 }

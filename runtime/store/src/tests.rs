@@ -260,3 +260,14 @@ fn log_writer_separates_colliding_names_and_appends_attempts() {
         "hi\n--- attempt 2 ---\nhi again\n"
     );
 }
+
+#[test]
+fn log_writer_creates_no_file_for_a_silent_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut logs = LogWriter::new(root, 3, [(0, "quiet")]);
+    let path = logs.open_step(0, 0, "true", 1).unwrap();
+    logs.close_step(0, 0).unwrap();
+    assert!(!root.join(&path).exists());
+    assert!(!root.join("logs/3/quiet").exists());
+}

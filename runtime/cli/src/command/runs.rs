@@ -206,6 +206,8 @@ fn logs(
             let path = root.join(log);
             let text = match std::fs::read(&path) {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                // A step that printed nothing has no log file.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(err) => {
                     eprintln!("warning: cannot read `{}`: {err}", path.display());
                     continue;
