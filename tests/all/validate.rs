@@ -19,7 +19,9 @@ struct Expected {
 }
 
 fn fixtures(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(kind);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
@@ -68,17 +70,25 @@ fn validate(path: &Path) -> (Option<i32>, String, String) {
 /// The diagnostics `kiln validate --json` printed, checking the shape of
 /// every object on the way.
 fn reported(stdout: &str, path: &Path) -> Vec<Expected> {
-    let value: serde_json::Value =
-        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{}: stdout is not JSON ({e}):\n{stdout}", path.display()));
+    let value: serde_json::Value = serde_json::from_str(stdout)
+        .unwrap_or_else(|e| panic!("{}: stdout is not JSON ({e}):\n{stdout}", path.display()));
     let items = value.as_array().expect("a JSON array");
     let mut out: Vec<Expected> = items
         .iter()
         .map(|d| {
-            for field in ["code", "severity", "message", "file", "line", "col", "label", "help"] {
-                assert!(d.get(field).is_some(), "{}: diagnostic lacks `{field}`: {d}", path.display());
+            for field in [
+                "code", "severity", "message", "file", "line", "col", "label", "help",
+            ] {
+                assert!(
+                    d.get(field).is_some(),
+                    "{}: diagnostic lacks `{field}`: {d}",
+                    path.display()
+                );
             }
             assert!(
-                d["file"].as_str().is_some_and(|f| f.ends_with(&*path.file_name().unwrap().to_string_lossy())),
+                d["file"]
+                    .as_str()
+                    .is_some_and(|f| f.ends_with(&*path.file_name().unwrap().to_string_lossy())),
                 "{}: `file` is {}",
                 path.display(),
                 d["file"]
@@ -108,10 +118,17 @@ fn invalid_fixtures_report_exactly_their_expected_diagnostics() {
     let mut failures = Vec::new();
     for path in &files {
         let expected = expectations(path);
-        assert!(!expected.is_empty(), "{} has no `# expect:` lines", path.display());
+        assert!(
+            !expected.is_empty(),
+            "{} has no `# expect:` lines",
+            path.display()
+        );
         let (code, stdout, stderr) = validate(path);
         if code != Some(2) {
-            failures.push(format!("{}: exit code {code:?}, want 2\nstderr: {stderr}", path.display()));
+            failures.push(format!(
+                "{}: exit code {code:?}, want 2\nstderr: {stderr}",
+                path.display()
+            ));
             continue;
         }
         let got = reported(&stdout, path);
@@ -133,6 +150,11 @@ fn valid_fixtures_pass() {
     assert!(files.len() >= 3, "only {} valid fixtures", files.len());
     for path in &files {
         let (code, stdout, stderr) = validate(path);
-        assert_eq!(code, Some(0), "{}\nstdout: {stdout}\nstderr: {stderr}", path.display());
+        assert_eq!(
+            code,
+            Some(0),
+            "{}\nstdout: {stdout}\nstderr: {stderr}",
+            path.display()
+        );
     }
 }

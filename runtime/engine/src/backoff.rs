@@ -34,7 +34,10 @@ mod tests {
         let p = policy(100, 60_000);
         for (attempt, base) in [(1, 100u64), (2, 200), (3, 400), (4, 800)] {
             let d = delay(&p, attempt).as_millis() as u64;
-            assert!((base..=base * 5 / 4).contains(&d), "attempt {attempt}: {d} ms");
+            assert!(
+                (base..=base * 5 / 4).contains(&d),
+                "attempt {attempt}: {d} ms"
+            );
         }
     }
 
@@ -51,6 +54,9 @@ mod tests {
     fn is_capped() {
         let p = policy(1000, 1500);
         let d = delay(&p, 20);
-        assert!(d >= Duration::from_millis(1500) && d <= Duration::from_millis(1875), "{d:?}");
+        assert!(
+            d >= Duration::from_millis(1500) && d <= Duration::from_millis(1875),
+            "{d:?}"
+        );
     }
 }

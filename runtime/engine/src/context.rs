@@ -33,7 +33,9 @@ pub(crate) fn result_name(result: JobResult) -> &'static str {
 pub(crate) fn needs(job: &Job, jobs: &[Job], finished: &[Option<Finished>]) -> Value {
     let mut by_key: BTreeMap<&str, (JobResult, Map<String, Value>)> = BTreeMap::new();
     for &JobId(need) in &job.needs {
-        let Some(done) = &finished[need] else { continue };
+        let Some(done) = &finished[need] else {
+            continue;
+        };
         let entry = by_key
             .entry(jobs[need].key.as_str())
             .or_insert((JobResult::Success, Map::new()));
@@ -68,7 +70,12 @@ pub(crate) fn base(
     values.insert("vars".into(), to_object(vars.iter()));
     values.insert(
         "matrix".into(),
-        Value::Object(job.matrix.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        Value::Object(
+            job.matrix
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
     );
     values.insert("needs".into(), needs);
     values.insert("steps".into(), Value::Object(Map::new()));

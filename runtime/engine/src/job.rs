@@ -298,7 +298,11 @@ impl<'a> StepRunner<'a> {
             job: self.job.id,
             step: index,
             stream: Stream::Stderr,
-            line: self.shared.masker.mask(&format!("kiln: {message}")).into_owned(),
+            line: self
+                .shared
+                .masker
+                .mask(&format!("kiln: {message}"))
+                .into_owned(),
         });
     }
 
@@ -347,10 +351,9 @@ impl<'a> StepRunner<'a> {
     }
 
     fn output_file(&self, index: usize) -> PathBuf {
-        self.shared.temp.join(format!(
-            "{}-{}-{}.out",
-            self.job.id.0, self.attempt, index
-        ))
+        self.shared
+            .temp
+            .join(format!("{}-{}-{}.out", self.job.id.0, self.attempt, index))
     }
 
     fn request(
@@ -368,7 +371,10 @@ impl<'a> StepRunner<'a> {
         );
         for (name, value) in step_secrets.as_object().into_iter().flatten() {
             if value.is_null() {
-                self.note(index, &format!("secret `{name}` is not set; it renders as ''"));
+                self.note(
+                    index,
+                    &format!("secret `{name}` is not set; it renders as ''"),
+                );
             }
         }
         let mut cx = self.context(self.current_status());
@@ -415,10 +421,10 @@ impl<'a> StepRunner<'a> {
             shell: shell.to_vec(),
             workdir,
             env,
-            script_path: self.shared.temp.join(format!(
-                "{}-{}-{}.sh",
-                self.job.id.0, self.attempt, index
-            )),
+            script_path: self
+                .shared
+                .temp
+                .join(format!("{}-{}-{}.sh", self.job.id.0, self.attempt, index)),
         })
     }
 
@@ -481,7 +487,10 @@ impl<'a> StepRunner<'a> {
         while let Some((stream, bytes)) = rx.recv().await {
             splitters[stream as usize].push(&bytes, masker, |l| emit(stream, l));
         }
-        for (stream, splitter) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&mut splitters) {
+        for (stream, splitter) in [Stream::Stdout, Stream::Stderr]
+            .into_iter()
+            .zip(&mut splitters)
+        {
             splitter.finish(masker, |l| emit(stream, l));
         }
         if let Some(result) = stopped_by {

@@ -215,7 +215,9 @@ impl TerminalReporter {
             StepResult::Success => return,
             StepResult::Skipped => (format!("○ step {} skipped", step + 1), style::dim()),
             StepResult::FailedIgnored => {
-                let exit = exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+                let exit = exit_code
+                    .map(|c| format!(" (exit {c})"))
+                    .unwrap_or_default();
                 let text = format!(
                     "! step {} failed{exit} after {}; continuing (continue-on-error)",
                     step + 1,
@@ -224,7 +226,9 @@ impl TerminalReporter {
                 (text, style::warn())
             }
             _ => {
-                let exit = exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+                let exit = exit_code
+                    .map(|c| format!(" (exit {c})"))
+                    .unwrap_or_default();
                 let text = format!(
                     "✗ step {} {}{exit} after {}",
                     step + 1,
