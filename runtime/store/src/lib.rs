@@ -27,6 +27,8 @@ mod query;
 mod record;
 mod schema;
 mod status;
+pub mod archive;
+pub mod cas;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,0 +1,1 @@
+//! Deterministic tar archives of directories (in progress).

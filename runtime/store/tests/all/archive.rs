@@ -1,0 +1,1 @@
+//! Deterministic archives and hostile extraction.

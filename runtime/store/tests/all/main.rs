@@ -1,0 +1,7 @@
+//! Integration tests of kiln-store's blob store and archives, in one binary
+//! so the 2-core machine links once.
+
+mod archive;
+mod cas;
+mod cas_disk_full;
+mod cas_memory;
