@@ -15,14 +15,18 @@ fn digest(hex: &str) -> Digest {
     hex.parse().unwrap()
 }
 
-/// Files under `dir`, recursively, as sorted relative paths.
+/// Files under `dir`, recursively, as sorted relative paths; directories
+/// end in `/`, symlinks in `@` (and are not followed).
 pub fn tree(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         for entry in fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let rel = path.strip_prefix(root).unwrap().display().to_string();
-            if path.is_dir() {
+            let kind = fs::symlink_metadata(&path).unwrap().file_type();
+            if kind.is_symlink() {
+                out.push(format!("{rel}@"));
+            } else if kind.is_dir() {
                 out.push(format!("{rel}/"));
                 walk(root, &path, out);
             } else {
