@@ -37,6 +37,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The file to store could not be opened.
+    #[error("cannot open `{path}` to store it")]
+    SourceFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// Writing, syncing or renaming a blob failed; nothing was committed.
     #[error("cannot write blob file `{path}`")]
     Write {

@@ -142,10 +142,11 @@ fn commit(store: &BlobStore, mut temp: TempFile, blob: Blob) -> Result<Stored> {
         return Ok(Stored { blob, new: false }); // `temp` is removed on drop, never synced
     }
     let write = |path: &Path, source| write_error(&store.tmp, path.to_owned(), source);
-    temp.file.sync_all().map_err(|e| write(&temp.path, e))?;
+    // Mode first, so the sync covers it too.
     temp.file
         .set_permissions(Permissions::from_mode(BLOB_MODE))
         .map_err(|e| write(&temp.path, e))?;
+    temp.file.sync_all().map_err(|e| write(&temp.path, e))?;
     let shard = target.parent().unwrap_or(&store.objects);
     ensure_dir(shard, &store.objects).map_err(|e| write(shard, e))?;
     fs::rename(&temp.path, &target).map_err(|e| write(&target, e))?;

@@ -25,9 +25,7 @@
 //! # fn main() -> Result<(), kiln_store::cas::Error> {
 //! use kiln_store::cas::BlobStore;
 //! let store = BlobStore::open(std::path::Path::new(".kiln"))?;
-//! let stored = store.put_reader(std::fs::File::open("app.tar").map_err(|source| {
-//!     kiln_store::cas::Error::Source { source }
-//! })?)?;
+//! let stored = store.put_file(std::path::Path::new("app.tar"))?;
 //! let mut blob = store.open_blob(&stored.blob.digest)?;
 //! std::io::copy(&mut blob, &mut std::io::sink()).expect("blob is intact");
 //! # Ok(()) }
@@ -143,7 +141,10 @@ impl BlobStore {
 
     /// Stores the file at `path`, like [`BlobStore::put_reader`].
     pub fn put_file(&self, path: &Path) -> R<Stored> {
-        let file = fs::File::open(path).map_err(|source| Error::Source { source })?;
+        let file = fs::File::open(path).map_err(|source| Error::SourceFile {
+            path: path.to_owned(),
+            source,
+        })?;
         self.put_reader(file)
     }
 
