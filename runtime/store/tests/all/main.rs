@@ -2,6 +2,7 @@
 //! so the 2-core machine links once.
 
 mod archive;
+mod archive_hostile;
 mod cas;
 mod cas_disk_full;
 mod cas_memory;
