@@ -321,7 +321,7 @@ impl<'a> StepRunner<'a> {
                 self.note(
                     index,
                     &format!(
-                        "`uses: {reference}` needs the WASM plugin runtime, which this build of kiln does not have yet"
+                        "`uses: {reference}` needs the WASI plugin runtime (issue #3), which this build of kiln does not have yet"
                     ),
                 );
                 return (StepResult::InfrastructureError, None, Vec::new());
