@@ -40,6 +40,7 @@ pub(crate) fn lower(
     let mut texts = Texts {
         lines,
         diagnostics: Vec::new(),
+        reported_cycles: HashSet::new(),
     };
     let top = Visible {
         job: "",

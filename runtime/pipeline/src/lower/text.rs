@@ -38,6 +38,9 @@ pub(crate) type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 pub(crate) struct Texts<'a> {
     pub lines: &'a LineIndex<'a>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Variable cycles already reported, by their sorted member names: one
+    /// cycle is one mistake, however many fields run into it.
+    pub reported_cycles: std::collections::HashSet<Vec<String>>,
 }
 
 impl Texts<'_> {
@@ -144,6 +147,7 @@ impl Texts<'_> {
                 format!("undefined variable `{name}`"),
             )
             .with_help(format!("pass `--var {name}=…` or set `{name}` in `env:`")),
+            vars::VarErrorKind::Cycle(path) if !self.first_report_of(path) => return,
             vars::VarErrorKind::Cycle(path) => Diagnostic::error(
                 "variable-cycle",
                 span,
@@ -160,6 +164,13 @@ impl Texts<'_> {
             ),
         };
         self.diagnostics.push(d);
+    }
+
+    fn first_report_of(&mut self, cycle: &[String]) -> bool {
+        let mut members = cycle.to_vec();
+        members.sort();
+        members.dedup();
+        self.reported_cycles.insert(members)
     }
 
     fn check_references(
