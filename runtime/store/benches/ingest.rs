@@ -150,7 +150,9 @@ fn write_noise(path: &Path, len: u64) -> io::Result<()> {
         file.write_all(&buf[..n])?;
         left -= n as u64;
     }
-    file.flush()
+    file.flush()?;
+    // Flushed to disk now, so its writeback does not compete with round 1.
+    file.get_ref().sync_all()
 }
 
 /// Total size of the files under `dir`.
