@@ -1,6 +1,8 @@
 //! kiln's state under `.kiln/`: run records in SQLite (`kiln.db`), run log
-//! files (`logs/<run>/<job>/<step>.log`) and run liveness locks
-//! (`runs/<id>.lock`).
+//! files (`logs/<run>/<job>/<step>.log`), run liveness locks
+//! (`runs/<id>.lock`), and the content-addressed blob store ([`cas`]) with
+//! deterministic directory archives ([`archive`]) that artifacts and caches
+//! are built on.
 //!
 //! This crate owns the on-disk layout and nothing else: it does not know the
 //! engine's event types (the CLI translates events into the calls here), so
