@@ -125,3 +125,67 @@ fn a_run_killed_with_sigkill_shows_as_interrupted() {
     let _ = kill_process(Pid::from_raw(pid).expect("pid > 0"), Signal::KILL);
     assert!(!Path::new(&format!("/proc/{pid}/stat")).exists() || wait_gone(pid));
 }
+
+#[test]
+fn ctrl_c_ends_the_running_job_and_every_pending_one_cancelled() {
+    let kiln = Kiln::new()
+        .pipeline(
+            "
+jobs:
+  nap:
+    steps:
+      - run: |
+          echo $$ > sleeper.pid
+          exec sleep 30
+      - { if: always(), run: echo cleanup > cleaned }
+  after: { needs: [nap], steps: [run: 'true'] }
+  report: { needs: [nap], if: always(), steps: [run: 'true'] }
+",
+        )
+        .args(["run", "--json"]);
+    let mut child = kiln.spawn();
+    let pid = sleeper_pid(&kiln);
+    kill_process(Pid::from_child(&child), Signal::INT).expect("SIGINT");
+    let status = child.wait().expect("kiln exits");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("piped"), &mut stdout)
+        .expect("read");
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert!(
+        wait_gone(pid),
+        "the step's sleep (pid {pid}) survived Ctrl-C"
+    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON event"))
+        .collect();
+    let finished = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == "job_finished" && e["name"] == name)
+            .unwrap_or_else(|| panic!("no job_finished for `{name}`:\n{stdout}"))
+    };
+    assert_eq!(finished("nap")["result"], "cancelled");
+    assert_eq!(
+        finished("nap")["reason"],
+        "step 1 `echo $$ > sleeper.pid` was cancelled"
+    );
+    let steps: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "step_finished")
+        .map(|e| &e["result"])
+        .collect();
+    // The `always()` step is not started once the run is stopping.
+    assert_eq!(steps, ["cancelled", "cancelled"], "{stdout}");
+    assert!(!kiln.path("cleaned").exists());
+    // Pending jobs, `if: always()` included, never start.
+    for name in ["after", "report"] {
+        assert_eq!(finished(name)["result"], "cancelled");
+        assert_eq!(finished(name)["attempts"], 0);
+        assert_eq!(
+            finished(name)["reason"],
+            "the run was cancelled before it started"
+        );
+    }
+    assert_eq!(events.last().unwrap()["result"], "cancelled");
+}

@@ -311,6 +311,10 @@ impl<'a> StepRunner<'a> {
         index: usize,
         step: &Step,
     ) -> (StepResult, Option<i32>, Vec<(String, String)>) {
+        if let Some((result, why)) = self.stopped_before_start() {
+            self.note(index, &format!("step not started: {why}"));
+            return (result, None, Vec::new());
+        }
         let (script, shell, working_directory) = match &step.action {
             StepAction::Run {
                 script,
@@ -348,6 +352,24 @@ impl<'a> StepRunner<'a> {
             }
         };
         (result, exit, outputs)
+    }
+
+    /// A step whose `if:` lets it run after the job's deadline passed or
+    /// once the run is stopping would only be started to be stopped at once:
+    /// whether it got anything done would be a race between its start and
+    /// the signal. It is not started at all, so the result is the same on
+    /// every run.
+    fn stopped_before_start(&self) -> Option<(StepResult, &'static str)> {
+        if self.shared.stop.is_cancelled() {
+            return Some(if self.shared.pipeline_timed_out.load(Ordering::SeqCst) {
+                (StepResult::TimedOut, "the pipeline had timed out")
+            } else {
+                (StepResult::Cancelled, "the run was cancelled")
+            });
+        }
+        self.deadline
+            .is_some_and(|deadline| deadline <= Deadline::now())
+            .then_some((StepResult::TimedOut, "the job had timed out"))
     }
 
     fn output_file(&self, index: usize) -> PathBuf {
