@@ -105,6 +105,10 @@ fn retries(on: &[RetryOn], kind: FailureKind) -> bool {
 
 async fn run_attempt(shared: &Arc<Shared>, job: &Job, attempt: u32, needs: Value) -> Attempt {
     if let Err(message) = shared.executor.prepare(job).await {
+        // A prepare that failed half-way (network created, container not)
+        // leaves things behind that only cleanup removes; the trait promises
+        // cleanup "whatever happened".
+        shared.executor.cleanup(job).await;
         return Attempt {
             failure: Some((FailureKind::Infrastructure, message)),
             outputs: Vec::new(),

@@ -22,6 +22,8 @@ pub mod mask;
 pub mod outputs;
 pub mod process;
 mod run;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
