@@ -189,3 +189,37 @@ jobs:
     }
     assert_eq!(events.last().unwrap()["result"], "cancelled");
 }
+
+#[test]
+fn a_second_ctrl_c_kills_a_step_that_ignores_sigterm_without_waiting_for_the_grace() {
+    let kiln = Kiln::new()
+        .pipeline(
+            "
+jobs:
+  stubborn:
+    steps:
+      - run: |
+          trap '' TERM INT
+          echo $$ > sleeper.pid
+          while :; do sleep 1; done
+",
+        )
+        .args(["run", "--grace", "60s"]);
+    let mut child = kiln.spawn();
+    let pid = sleeper_pid(&kiln);
+    let kiln_pid = Pid::from_child(&child);
+    kill_process(kiln_pid, Signal::INT).expect("first SIGINT");
+    // The step ignores SIGTERM: the run is now waiting out the grace.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(pid), "the step should still be in its grace period");
+    let second = Instant::now();
+    kill_process(kiln_pid, Signal::INT).expect("second SIGINT");
+    let status = child.wait().expect("kiln exits");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        second.elapsed() < Duration::from_secs(10),
+        "the second Ctrl-C waited {:?}",
+        second.elapsed()
+    );
+    assert!(wait_gone(pid), "the step (pid {pid}) survived two Ctrl-Cs");
+}

@@ -264,3 +264,34 @@ jobs:
     assert_eq!(job["result"], "success");
     assert_eq!(job["attempts"], 2);
 }
+
+#[test]
+fn a_background_process_does_not_outlive_its_step() {
+    let marker = unique_marker();
+    let kiln = Kiln::new()
+        .pipeline(&format!(
+            "
+jobs:
+  a:
+    steps:
+      - run: |
+          cp \"$(command -v sleep)\" ./{marker}
+          ./{marker} 300 &
+          echo $! > bg.pid
+      - run: echo next
+"
+        ))
+        .args(["run", "--json"]);
+    let started = Instant::now();
+    let out = kiln.run();
+    out.code(0);
+    // The step ends when its shell does, not when the background sleep would.
+    assert!(started.elapsed() < Duration::from_secs(10), "{out}");
+    assert!(kiln.read("bg.pid").trim().parse::<u32>().is_ok());
+    assert!(
+        eventually(Duration::from_secs(1), || processes_with(&marker)
+            .is_empty()),
+        "a background process survived its step: {:?}",
+        processes_with(&marker)
+    );
+}
