@@ -295,3 +295,36 @@ jobs:
         processes_with(&marker)
     );
 }
+
+#[test]
+fn after_a_step_timeout_only_status_function_steps_run() {
+    let out = Kiln::new()
+        .pipeline(
+            "
+jobs:
+  a:
+    steps:
+      - { timeout: 300ms, continue-on-error: true, run: sleep 60 }
+      - run: echo not after a timeout
+      - { if: failure(), run: echo collecting logs }
+",
+        )
+        .args(["run", "--json", "--grace", "100ms"])
+        .run();
+    out.code(1);
+    let events = out.json_lines();
+    let results: Vec<&Value> = (0..3)
+        .map(|s| &event(&events, "step_finished", 0, Some(s))["result"])
+        .collect();
+    // `continue-on-error` covers failures, not timeouts.
+    assert_eq!(results, ["timed_out", "skipped", "success"], "{out}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "output" && e["line"] == "collecting logs")
+    );
+    assert_eq!(
+        event(&events, "job_finished", 0, None)["result"],
+        "timed_out"
+    );
+}
