@@ -216,32 +216,38 @@ impl Extractor {
             .collect();
         ancestors.reverse();
         for ancestor in ancestors {
-            if self.known_dirs.contains(ancestor) {
-                continue;
+            if !self.known_dirs.contains(ancestor) {
+                self.ensure_dir(ancestor, path)?;
             }
-            match self.dir.symlink_metadata(ancestor) {
-                Ok(meta) if meta.is_dir() => {}
-                Ok(meta) if meta.is_symlink() => {
-                    return Err(Error::ThroughSymlink {
-                        path: path.to_owned(),
-                        link: ancestor.to_owned(),
-                    });
-                }
-                Ok(_) => {
-                    return Err(Error::Conflict {
-                        path: path.to_owned(),
-                        existing: "file",
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.dir
-                        .create_dir(ancestor)
-                        .map_err(|e| self.destination(ancestor, e))?;
-                }
-                Err(e) => return Err(self.destination(ancestor, e)),
-            }
-            self.known_dirs.insert(ancestor.to_owned());
         }
+        Ok(())
+    }
+
+    /// Makes `dir` exist as a real directory (creating it if missing) for
+    /// the entry at `entry`: a symlink or file in its place is refused.
+    fn ensure_dir(&mut self, dir: &Path, entry: &Path) -> Result<()> {
+        match self.dir.symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(meta) if meta.is_symlink() => {
+                return Err(Error::ThroughSymlink {
+                    path: entry.to_owned(),
+                    link: dir.to_owned(),
+                });
+            }
+            Ok(_) => {
+                return Err(Error::Conflict {
+                    path: entry.to_owned(),
+                    existing: "file",
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.dir
+                    .create_dir(dir)
+                    .map_err(|e| self.destination(dir, e))?;
+            }
+            Err(e) => return Err(self.destination(dir, e)),
+        }
+        self.known_dirs.insert(dir.to_owned());
         Ok(())
     }
 
@@ -266,29 +272,7 @@ impl Extractor {
 
     fn make_dir(&mut self, path: &Path) -> Result<()> {
         self.prepare_parents(path)?;
-        match self.dir.symlink_metadata(path) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(meta) if meta.is_symlink() => {
-                return Err(Error::ThroughSymlink {
-                    path: path.to_owned(),
-                    link: path.to_owned(),
-                });
-            }
-            Ok(_) => {
-                return Err(Error::Conflict {
-                    path: path.to_owned(),
-                    existing: "file",
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.dir
-                    .create_dir(path)
-                    .map_err(|e| self.destination(path, e))?;
-            }
-            Err(e) => return Err(self.destination(path, e)),
-        }
-        self.known_dirs.insert(path.to_owned());
-        Ok(())
+        self.ensure_dir(path, path)
     }
 
     fn write_file(
