@@ -27,16 +27,11 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use event::{Event, JobResult, RunId, RunResult, StepResult, Stream};
 pub use executor::{Executor, StepControl, StepExit, StepRequest};
 pub use process::ProcessExecutor;
-
-use kiln_pipeline::Plan;
-use tokio::sync::mpsc::UnboundedSender;
-use tokio_util::sync::CancellationToken;
 
 /// Everything a run needs besides the plan.
 #[derive(Debug, Clone)]
@@ -73,20 +68,4 @@ impl RunOptions {
     }
 }
 
-/// Runs `plan` to the end and returns its result.
-///
-/// Emits [`Event::RunStarted`] first and [`Event::RunFinished`] last on
-/// `events`. `cancel` stops the run gracefully (running steps get SIGTERM,
-/// then SIGKILL after [`RunOptions::grace`]); `kill` kills running steps at
-/// once. Never panics on user input and never leaves a step's process
-/// behind.
-pub async fn run(
-    plan: Arc<Plan>,
-    options: RunOptions,
-    executor: Arc<dyn Executor>,
-    events: UnboundedSender<Event>,
-    cancel: CancellationToken,
-    kill: CancellationToken,
-) -> RunResult {
-    run::run(plan, options, executor, events, cancel, kill).await
-}
+pub use run::run;

@@ -71,8 +71,14 @@ impl Shared {
     }
 }
 
-/// Runs the whole plan; see [`crate::run`].
-pub(crate) async fn run(
+/// Runs `plan` to the end and returns its result.
+///
+/// Emits [`Event::RunStarted`] first and [`Event::RunFinished`] last on
+/// `events`. `cancel` stops the run gracefully (running steps get SIGTERM,
+/// then SIGKILL after [`RunOptions::grace`]); `kill` kills running steps at
+/// once. Never panics on user input and never leaves a step's process
+/// behind.
+pub async fn run(
     plan: Arc<Plan>,
     options: RunOptions,
     executor: Arc<dyn Executor>,

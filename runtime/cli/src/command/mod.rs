@@ -31,6 +31,21 @@ pub(crate) fn load(
     Ok((source, loaded))
 }
 
+/// Loads a pipeline that is about to be used (planned or run): an invalid
+/// one is an error, warnings go to stderr.
+pub(crate) fn load_for_use(
+    located: &Located,
+    vars: &[(String, String)],
+) -> Result<Loaded, CliError> {
+    let (source, loaded) = load(located, vars)?;
+    let loaded = loaded.map_err(CliError::Load)?;
+    eprint!(
+        "{}",
+        crate::diagnostics::render(&source, &loaded.warnings, crate::style::Palette::stderr())
+    );
+    Ok(loaded)
+}
+
 /// The process environment, skipping names or values that are not UTF-8.
 pub(crate) fn system_env() -> BTreeMap<String, String> {
     std::env::vars_os()

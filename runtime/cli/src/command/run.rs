@@ -14,13 +14,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::RunArgs;
-use crate::diagnostics;
 use crate::error::{CliError, EXIT_FAILED};
 use crate::locate;
 use crate::record::Recorder;
 use crate::reporter::{JsonReporter, Reporter, TerminalReporter};
 use crate::secrets;
-use crate::style::Palette;
 
 /// What the consumer thread receives.
 enum Message {
@@ -33,12 +31,7 @@ enum Message {
 /// Runs `kiln run`.
 pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliError> {
     let located = locate::pipeline(args.file.file.as_deref())?;
-    let (source, loaded) = super::load(&located, &args.vars)?;
-    let loaded = loaded.map_err(CliError::Load)?;
-    eprint!(
-        "{}",
-        diagnostics::render(&source, &loaded.warnings, Palette::stderr())
-    );
+    let loaded = super::load_for_use(&located, &args.vars)?;
     let plan = if args.jobs.is_empty() {
         loaded.plan
     } else {
