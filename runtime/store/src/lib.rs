@@ -22,6 +22,8 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod archive;
+pub mod cas;
 mod error;
 mod lock;
 mod logs;
@@ -29,8 +31,6 @@ mod query;
 mod record;
 mod schema;
 mod status;
-pub mod archive;
-pub mod cas;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
