@@ -22,6 +22,7 @@ pub mod mask;
 pub mod outputs;
 pub mod process;
 mod run;
+mod step;
 #[cfg(test)]
 mod tests;
 

@@ -338,7 +338,7 @@ impl Dispatcher {
             status: context::status(false, failed),
             workspace: Some(&self.shared.options.workspace),
         };
-        match job::eval_condition(condition, &cx) {
+        match crate::step::eval_condition(condition, &cx) {
             Ok(true) => Decision::Run,
             Ok(false) => Decision::Skip(format!("`if: {}` was false", condition.text.trim())),
             Err(message) => Decision::Fail(message),

@@ -1,0 +1,500 @@
+//! The steps of one job attempt, in order: conditions, rendering, running
+//! through the executor under deadlines, masking output, reading outputs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use kiln_pipeline::expr::{Context, Expr, Status, Template};
+use kiln_pipeline::{Job, Step, StepAction};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio::time::Instant as Deadline;
+use tokio_util::sync::CancellationToken;
+
+use crate::context;
+use crate::event::{Event, StepResult, Stream};
+use crate::executor::{StepControl, StepExit, StepRequest};
+use crate::lines::LineSplitter;
+use crate::outputs;
+use crate::run::Shared;
+
+/// Why an attempt did not succeed, for the retry decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    Exit,
+    Timeout,
+    Infrastructure,
+    Cancelled,
+}
+
+/// The state of one attempt while its steps run.
+pub(crate) struct StepRunner<'a> {
+    shared: &'a Arc<Shared>,
+    job: &'a Job,
+    attempt: u32,
+    values: Map<String, Value>,
+    env: Vec<(String, String)>,
+    deadline: Option<Deadline>,
+    failure: Option<(FailureKind, String)>,
+    /// Every key any step wrote to `$KILN_OUTPUT`, later writes winning.
+    written: Vec<(String, String)>,
+}
+
+impl<'a> StepRunner<'a> {
+    pub(crate) fn new(shared: &'a Arc<Shared>, job: &'a Job, attempt: u32, needs: Value) -> Self {
+        let values = context::base(&shared.options.vars, job, needs, &shared.temp);
+        Self {
+            shared,
+            job,
+            attempt,
+            values,
+            env: Vec::new(),
+            deadline: job.timeout.map(|t| Deadline::now() + t),
+            failure: None,
+            written: Vec::new(),
+        }
+    }
+
+    fn context(&self, status: Status) -> Context<'_> {
+        Context {
+            values: self.values.clone(),
+            status,
+            workspace: Some(&self.shared.options.workspace),
+        }
+    }
+
+    pub(crate) async fn run_steps(&mut self) -> Option<(FailureKind, String)> {
+        if let Err(message) = self.job_env() {
+            return Some((FailureKind::Exit, message));
+        }
+        for (index, step) in self.job.steps.iter().enumerate() {
+            self.run_step(index, step).await;
+        }
+        self.failure.take()
+    }
+
+    /// Pipeline and job env, rendered once per attempt.
+    fn job_env(&mut self) -> Result<(), String> {
+        let plan = &self.shared.plan;
+        let secrets = self.secrets_for(plan.env.iter().chain(&self.job.env).map(|(_, t)| t));
+        self.values.insert("secrets".into(), secrets);
+        let mut env = Vec::new();
+        let mut cx = self.context(Status::Success);
+        context::render_env(&plan.env, &mut env, &mut cx)?;
+        context::render_env(&self.job.env, &mut env, &mut cx)?;
+        self.values = cx.values;
+        self.env = env;
+        Ok(())
+    }
+
+    /// The `secrets` context for templates: only the secrets they name.
+    fn secrets_for<'t>(&self, templates: impl Iterator<Item = &'t Template>) -> Value {
+        let mut granted = Map::new();
+        for template in templates {
+            for (context, name) in template.references() {
+                if !context.eq_ignore_ascii_case("secrets") || name.is_empty() {
+                    continue;
+                }
+                let value = self.shared.secret(&name);
+                granted.insert(name, value.map(Value::String).unwrap_or(Value::Null));
+            }
+        }
+        Value::Object(granted)
+    }
+
+    fn current_status(&self) -> Status {
+        context::status(self.shared.stop.is_cancelled(), self.failure.is_some())
+    }
+
+    async fn run_step(&mut self, index: usize, step: &Step) {
+        let id = self.job.id;
+        self.shared.emit(Event::StepStarted {
+            job: id,
+            step: index,
+            name: step.name.clone(),
+            attempt: self.attempt,
+        });
+        let started = Instant::now();
+        let status = self.current_status();
+        let (result, exit_code, outputs) = match self.should_run(step, status) {
+            Ok(false) => (StepResult::Skipped, None, Vec::new()),
+            Ok(true) => self.execute(index, step).await,
+            Err(message) => {
+                self.note(index, &message);
+                (StepResult::Failed, None, Vec::new())
+            }
+        };
+        let result = match result {
+            StepResult::Failed | StepResult::InfrastructureError if step.continue_on_error => {
+                StepResult::FailedIgnored
+            }
+            other => other,
+        };
+        self.record_failure(step, index, result);
+        for (k, v) in &outputs {
+            context::set(&mut self.written, k, v.clone());
+        }
+        self.record_step(step, result, outputs);
+        self.shared.emit(Event::StepFinished {
+            job: id,
+            step: index,
+            result,
+            exit_code,
+            duration: started.elapsed(),
+        });
+    }
+
+    fn should_run(&self, step: &Step, status: Status) -> Result<bool, String> {
+        let Some(condition) = &step.condition else {
+            return Ok(status == Status::Success);
+        };
+        if !condition.uses_status_function() && status != Status::Success {
+            return Ok(false);
+        }
+        eval_condition(condition, &self.context(status))
+    }
+
+    fn record_failure(&mut self, step: &Step, index: usize, result: StepResult) {
+        if self.failure.is_some() {
+            return;
+        }
+        let what = format!("step {} `{}`", index + 1, step.name);
+        let kind = match result {
+            StepResult::Failed => FailureKind::Exit,
+            StepResult::TimedOut => FailureKind::Timeout,
+            StepResult::InfrastructureError => FailureKind::Infrastructure,
+            StepResult::Cancelled => FailureKind::Cancelled,
+            StepResult::Success | StepResult::FailedIgnored | StepResult::Skipped => return,
+        };
+        let reason = match kind {
+            FailureKind::Exit => format!("{what} failed"),
+            FailureKind::Timeout => format!("{what} timed out"),
+            FailureKind::Infrastructure => format!("{what} could not run"),
+            FailureKind::Cancelled => format!("{what} was cancelled"),
+        };
+        self.failure = Some((kind, reason));
+    }
+
+    fn record_step(&mut self, step: &Step, result: StepResult, outputs: Vec<(String, String)>) {
+        let Some(step_id) = &step.id else { return };
+        let conclusion = match result {
+            StepResult::Success | StepResult::FailedIgnored => "success",
+            StepResult::Skipped => "skipped",
+            StepResult::Cancelled => "cancelled",
+            _ => "failure",
+        };
+        let outcome = match result {
+            StepResult::FailedIgnored => "failure",
+            _ => conclusion,
+        };
+        let outputs: Map<String, Value> = outputs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        if let Some(Value::Object(steps)) = self.values.get_mut("steps") {
+            steps.insert(
+                step_id.clone(),
+                serde_json::json!({ "outputs": outputs, "outcome": outcome, "conclusion": conclusion }),
+            );
+        }
+    }
+
+    /// A line from kiln itself in the step's output (and so its log).
+    fn note(&self, index: usize, message: &str) {
+        self.shared.emit(Event::Output {
+            job: self.job.id,
+            step: index,
+            stream: Stream::Stderr,
+            line: self
+                .shared
+                .masker
+                .mask(&format!("kiln: {message}"))
+                .into_owned(),
+        });
+    }
+
+    async fn execute(
+        &mut self,
+        index: usize,
+        step: &Step,
+    ) -> (StepResult, Option<i32>, Vec<(String, String)>) {
+        if let Some((result, why)) = self.stopped_before_start() {
+            self.note(index, &format!("step not started: {why}"));
+            return (result, None, Vec::new());
+        }
+        let (script, shell, working_directory) = match &step.action {
+            StepAction::Run {
+                script,
+                shell,
+                working_directory,
+            } => (script, shell, working_directory),
+            StepAction::Uses { reference, .. } => {
+                self.note(
+                    index,
+                    &format!(
+                        "`uses: {reference}` needs the WASI plugin runtime (issue #3), which this build of kiln does not have yet"
+                    ),
+                );
+                return (StepResult::InfrastructureError, None, Vec::new());
+            }
+            StepAction::Unsupported { message, .. } => {
+                self.note(index, message);
+                return (StepResult::InfrastructureError, None, Vec::new());
+            }
+        };
+        let request = match self.request(index, step, script, shell, working_directory.as_ref()) {
+            Ok(request) => request,
+            Err(message) => {
+                self.note(index, &message);
+                return (StepResult::Failed, None, Vec::new());
+            }
+        };
+        let output_file = self.output_file(index);
+        let (result, exit) = self.drive(index, step, request).await;
+        let outputs = match self.read_outputs(&output_file) {
+            Ok(outputs) => outputs,
+            Err(message) => {
+                self.note(index, &message);
+                return (StepResult::Failed, exit, Vec::new());
+            }
+        };
+        (result, exit, outputs)
+    }
+
+    /// A step whose `if:` lets it run after the job's deadline passed or
+    /// once the run is stopping would only be started to be stopped at once:
+    /// whether it got anything done would be a race between its start and
+    /// the signal. It is not started at all, so the result is the same on
+    /// every run.
+    fn stopped_before_start(&self) -> Option<(StepResult, &'static str)> {
+        if self.shared.stop.is_cancelled() {
+            return Some(if self.shared.pipeline_timed_out.load(Ordering::SeqCst) {
+                (StepResult::TimedOut, "the pipeline had timed out")
+            } else {
+                (StepResult::Cancelled, "the run was cancelled")
+            });
+        }
+        self.deadline
+            .is_some_and(|deadline| deadline <= Deadline::now())
+            .then_some((StepResult::TimedOut, "the job had timed out"))
+    }
+
+    fn output_file(&self, index: usize) -> PathBuf {
+        self.shared
+            .temp
+            .join(format!("{}-{}-{}.out", self.job.id.0, self.attempt, index))
+    }
+
+    fn request(
+        &mut self,
+        index: usize,
+        step: &Step,
+        script: &Template,
+        shell: &[String],
+        working_directory: Option<&Template>,
+    ) -> Result<StepRequest, String> {
+        let step_secrets = self.secrets_for(
+            std::iter::once(script)
+                .chain(step.env.iter().map(|(_, t)| t))
+                .chain(working_directory),
+        );
+        for (name, value) in step_secrets.as_object().into_iter().flatten() {
+            if value.is_null() {
+                self.note(
+                    index,
+                    &format!("secret `{name}` is not set; it renders as ''"),
+                );
+            }
+        }
+        let mut cx = self.context(self.current_status());
+        if let (Some(Value::Object(all)), Value::Object(more)) =
+            (cx.values.get_mut("secrets"), step_secrets)
+        {
+            all.extend(more);
+        }
+        let mut env = self.shared.system_env.clone();
+        for (k, v) in &self.env {
+            context::set(&mut env, k, v.clone());
+        }
+        context::render_env(&step.env, &mut env, &mut cx)?;
+        let script = match script.as_literal() {
+            Some(text) => text.to_owned(),
+            None => script
+                .render(&cx)
+                .map_err(|e| format!("cannot evaluate the script: {e}"))?,
+        };
+        let workspace = &self.shared.options.workspace;
+        let workdir = match working_directory {
+            Some(dir) => workspace.join(
+                dir.render(&cx)
+                    .map_err(|e| format!("cannot evaluate `working-directory`: {e}"))?,
+            ),
+            None => workspace.clone(),
+        };
+        let output_file = self.output_file(index);
+        let kiln_vars = [
+            ("CI", "true".to_owned()),
+            ("KILN", "true".to_owned()),
+            ("KILN_RUN_ID", self.shared.options.run_id.to_string()),
+            ("KILN_JOB", self.job.name.clone()),
+            ("KILN_WORKSPACE", workspace.display().to_string()),
+            ("KILN_OUTPUT", output_file.display().to_string()),
+        ];
+        for (k, v) in kiln_vars {
+            context::set(&mut env, k, v);
+        }
+        Ok(StepRequest {
+            job: self.job.name.clone(),
+            step: index,
+            script,
+            shell: shell.to_vec(),
+            workdir,
+            env,
+            script_path: self
+                .shared
+                .temp
+                .join(format!("{}-{}-{}.sh", self.job.id.0, self.attempt, index)),
+        })
+    }
+
+    /// Runs the request, streaming masked lines, enforcing step and job
+    /// deadlines and the run's stop.
+    async fn drive(
+        &self,
+        index: usize,
+        step: &Step,
+        request: StepRequest,
+    ) -> (StepResult, Option<i32>) {
+        let step_deadline = step.timeout.map(|t| Deadline::now() + t);
+        let deadline = match (step_deadline, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let stop = CancellationToken::new();
+        let control = StepControl {
+            stop: stop.clone(),
+            kill: self.shared.kill.clone(),
+            grace: self.shared.options.grace,
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut exit = self.shared.executor.run_step(request, tx, control);
+        let mut splitters = [LineSplitter::default(), LineSplitter::default()];
+        let mut stopped_by: Option<StepResult> = None;
+        let masker = &self.shared.masker;
+        let emit = |stream: Stream, line: String| {
+            self.shared.emit(Event::Output {
+                job: self.job.id,
+                step: index,
+                stream,
+                line,
+            })
+        };
+        let status = loop {
+            tokio::select! {
+                biased;
+                chunk = rx.recv() => match chunk {
+                    Some((stream, bytes)) => {
+                        splitters[stream as usize].push(&bytes, masker, |l| emit(stream, l));
+                    }
+                    None => break exit.await,
+                },
+                status = &mut exit => break status,
+                _ = sleep_until(deadline), if stopped_by.is_none() => {
+                    stopped_by = Some(StepResult::TimedOut);
+                    stop.cancel();
+                }
+                _ = self.shared.stop.cancelled(), if stopped_by.is_none() => {
+                    stopped_by = Some(if self.shared.pipeline_timed_out.load(Ordering::SeqCst) {
+                        StepResult::TimedOut
+                    } else {
+                        StepResult::Cancelled
+                    });
+                    stop.cancel();
+                }
+            }
+        };
+        while let Some((stream, bytes)) = rx.recv().await {
+            splitters[stream as usize].push(&bytes, masker, |l| emit(stream, l));
+        }
+        for (stream, splitter) in [Stream::Stdout, Stream::Stderr]
+            .into_iter()
+            .zip(&mut splitters)
+        {
+            splitter.finish(masker, |l| emit(stream, l));
+        }
+        if let Some(result) = stopped_by {
+            let what = match result {
+                StepResult::TimedOut => "timed out",
+                _ => "was cancelled",
+            };
+            self.note(index, &format!("step {what}; its processes were stopped"));
+            let code = match status {
+                StepExit::Exited(code) => Some(code),
+                _ => None,
+            };
+            return (result, code);
+        }
+        match status {
+            StepExit::Exited(0) => (StepResult::Success, Some(0)),
+            StepExit::Exited(code) => (StepResult::Failed, Some(code)),
+            StepExit::Signaled(signal) => {
+                self.note(index, &format!("step killed by signal {signal}"));
+                (StepResult::Failed, None)
+            }
+            StepExit::Infrastructure(message) => {
+                self.note(index, &message);
+                (StepResult::InfrastructureError, None)
+            }
+        }
+    }
+
+    fn read_outputs(&self, path: &PathBuf) -> Result<Vec<(String, String)>, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(format!("cannot read `$KILN_OUTPUT`: {e}")),
+        };
+        let _ = std::fs::remove_file(path);
+        outputs::parse(&text)
+            .map(|pairs| {
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k, self.shared.masker.mask(&v).into_owned()))
+                    .collect()
+            })
+            .map_err(|e| format!("invalid `$KILN_OUTPUT`: {e}"))
+    }
+
+    /// Declared `outputs:` rendered, or every step output when none are
+    /// declared.
+    pub(crate) fn job_outputs(&self) -> Vec<(String, String)> {
+        let cx = self.context(Status::Success);
+        if self.job.outputs.is_empty() {
+            return self.written.clone();
+        }
+        self.job
+            .outputs
+            .iter()
+            .map(|(k, t)| {
+                let value = t.render(&cx).unwrap_or_default();
+                (k.clone(), self.shared.masker.mask(&value).into_owned())
+            })
+            .collect()
+    }
+}
+
+/// Evaluates an `if:`; an evaluation error is reported, never ignored.
+pub(crate) fn eval_condition(condition: &Expr, cx: &Context<'_>) -> Result<bool, String> {
+    condition
+        .eval_bool(cx)
+        .map_err(|e| format!("cannot evaluate `if: {}`: {e}", condition.text.trim()))
+}
+
+async fn sleep_until(deadline: Option<Deadline>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
