@@ -1,4 +1,4 @@
-//! One job: its attempts, and within an attempt its steps in order.
+//! One job: its attempts, retries and the backoff between them (the steps of an attempt are `step.rs`'s).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
