@@ -38,6 +38,20 @@ impl Recorder {
         }
     }
 
+    /// Starts recording a burst of events in one commit.
+    pub(crate) fn begin_batch(&mut self) {
+        if let Err(err) = self.store.begin_batch() {
+            self.warn(&err);
+        }
+    }
+
+    /// Commits the burst started by [`Recorder::begin_batch`].
+    pub(crate) fn commit_batch(&mut self) {
+        if let Err(err) = self.store.commit_batch() {
+            self.warn(&err);
+        }
+    }
+
     /// Closes the record if the engine never sent `RunFinished` (it
     /// returned an error): the run counts as failed.
     pub(crate) fn finish(mut self, duration: Duration) {

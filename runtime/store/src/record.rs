@@ -104,13 +104,14 @@ impl Store {
         run: RunId,
         jobs: impl IntoIterator<Item = (usize, &'a str)>,
     ) -> Result<()> {
+        // A savepoint, so this also works inside a batch.
         let tx = self
             .conn
-            .transaction()
+            .savepoint()
             .map_err(|e| crate::db_err(&self.db_path, e))?;
         {
             let mut insert = tx
-                .prepare("INSERT OR IGNORE INTO jobs (run, job, name) VALUES (?1, ?2, ?3)")
+                .prepare_cached("INSERT OR IGNORE INTO jobs (run, job, name) VALUES (?1, ?2, ?3)")
                 .map_err(|e| crate::db_err(&self.db_path, e))?;
             for (job, name) in jobs {
                 insert
@@ -124,21 +125,20 @@ impl Store {
     /// A job attempt started.
     pub fn job_started(&mut self, run: RunId, job: usize, attempt: u32) -> Result<()> {
         let now = now_ms();
-        self.conn
-            .execute(
-                "UPDATE jobs SET attempts = ?3, started_ms = coalesce(started_ms, ?4)
+        self.exec(
+            "UPDATE jobs SET attempts = ?3, started_ms = coalesce(started_ms, ?4)
                  WHERE run = ?1 AND job = ?2",
+            (run, job as i64, attempt, now),
+        )
+        .and_then(|_| {
+            self.exec(
+                "INSERT OR REPLACE INTO attempts (run, job, attempt, started_ms)
+                     VALUES (?1, ?2, ?3, ?4)",
                 (run, job as i64, attempt, now),
             )
-            .and_then(|_| {
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO attempts (run, job, attempt, started_ms)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    (run, job as i64, attempt, now),
-                )
-            })
-            .map(drop)
-            .map_err(|e| self.db(e))
+        })
+        .map(drop)
+        .map_err(|e| self.db(e))
     }
 
     /// A job attempt failed and will be retried after `delay`.
@@ -150,118 +150,142 @@ impl Store {
         delay: Duration,
         reason: &str,
     ) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE attempts SET finished_ms = ?4, result = 'failed', reason = ?5,
+        self.exec(
+            "UPDATE attempts SET finished_ms = ?4, result = 'failed', reason = ?5,
                         retry_delay_ms = ?6
                  WHERE run = ?1 AND job = ?2 AND attempt = ?3",
-                (
-                    run,
-                    job as i64,
-                    attempt,
-                    now_ms(),
-                    reason,
-                    duration_ms(delay),
-                ),
-            )
-            .map(drop)
-            .map_err(|e| self.db(e))
+            (
+                run,
+                job as i64,
+                attempt,
+                now_ms(),
+                reason,
+                duration_ms(delay),
+            ),
+        )
+        .map(drop)
+        .map_err(|e| self.db(e))
     }
 
     /// A step attempt started.
     pub fn step_started(&mut self, run: RunId, step: StepStart<'_>) -> Result<()> {
         let log = step.log.map(|p| p.to_string_lossy().into_owned());
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO steps (run, job, step, attempt, name, started_ms, log)
+        self.exec(
+            "INSERT OR REPLACE INTO steps (run, job, step, attempt, name, started_ms, log)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                (
-                    run,
-                    step.job as i64,
-                    step.step as i64,
-                    step.attempt,
-                    step.name,
-                    now_ms(),
-                    log,
-                ),
-            )
-            .map(drop)
-            .map_err(|e| self.db(e))
+            (
+                run,
+                step.job as i64,
+                step.step as i64,
+                step.attempt,
+                step.name,
+                now_ms(),
+                log,
+            ),
+        )
+        .map(drop)
+        .map_err(|e| self.db(e))
     }
 
     /// A step attempt ended.
     pub fn step_finished(&mut self, run: RunId, step: StepEnd<'_>) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE steps SET result = ?5, exit_code = ?6, duration_ms = ?7
+        self.exec(
+            "UPDATE steps SET result = ?5, exit_code = ?6, duration_ms = ?7
                  WHERE run = ?1 AND job = ?2 AND step = ?3 AND attempt = ?4",
-                (
-                    run,
-                    step.job as i64,
-                    step.step as i64,
-                    step.attempt,
-                    step.result,
-                    step.exit_code,
-                    duration_ms(step.duration),
-                ),
-            )
-            .map(drop)
-            .map_err(|e| self.db(e))
+            (
+                run,
+                step.job as i64,
+                step.step as i64,
+                step.attempt,
+                step.result,
+                step.exit_code,
+                duration_ms(step.duration),
+            ),
+        )
+        .map(drop)
+        .map_err(|e| self.db(e))
     }
 
     /// A job reached its final state.
     pub fn job_finished(&mut self, run: RunId, end: JobEnd<'_>) -> Result<()> {
         let now = now_ms();
-        self.conn
-            .execute(
-                "UPDATE jobs SET result = ?3, attempts = ?4, finished_ms = ?5,
+        self.exec(
+            "UPDATE jobs SET result = ?3, attempts = ?4, finished_ms = ?5,
                         duration_ms = ?6, reason = ?7
                  WHERE run = ?1 AND job = ?2",
+            (
+                run,
+                end.job as i64,
+                end.result,
+                end.attempts,
+                now,
+                duration_ms(end.duration),
+                end.reason,
+            ),
+        )
+        .and_then(|_| {
+            self.exec(
+                "UPDATE attempts SET finished_ms = coalesce(finished_ms, ?4),
+                            result = coalesce(result, ?5), reason = coalesce(reason, ?6)
+                     WHERE run = ?1 AND job = ?2 AND attempt = ?3",
                 (
                     run,
                     end.job as i64,
-                    end.result,
                     end.attempts,
                     now,
-                    duration_ms(end.duration),
+                    end.result,
                     end.reason,
                 ),
             )
-            .and_then(|_| {
-                self.conn.execute(
-                    "UPDATE attempts SET finished_ms = coalesce(finished_ms, ?4),
-                            result = coalesce(result, ?5), reason = coalesce(reason, ?6)
-                     WHERE run = ?1 AND job = ?2 AND attempt = ?3",
-                    (
-                        run,
-                        end.job as i64,
-                        end.attempts,
-                        now,
-                        end.result,
-                        end.reason,
-                    ),
-                )
-            })
-            .map(drop)
-            .map_err(|e| self.db(e))
+        })
+        .map(drop)
+        .map_err(|e| self.db(e))
+    }
+
+    /// Starts a batch: the record updates until [`Store::commit_batch`]
+    /// are committed together. A run records several rows per step; one
+    /// commit per burst of events instead of per row keeps SQLite off the
+    /// scheduler's critical path (`kiln-bench scheduler`). Does nothing if a
+    /// batch is already open.
+    pub fn begin_batch(&mut self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            self.conn.execute_batch("BEGIN").map_err(|e| self.db(e))?;
+        }
+        Ok(())
+    }
+
+    /// Commits the open batch, if any.
+    pub fn commit_batch(&mut self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("COMMIT").map_err(|e| self.db(e))?;
+        }
+        Ok(())
     }
 
     /// Closes the record with its final status and releases the lock.
+    /// Commits an open batch first: the status must be durable before the
+    /// lock goes, or a crash in between would not read as `interrupted`.
     pub fn finish_run(
         &mut self,
         live: LiveRun,
         status: RunStatus,
         duration: Duration,
     ) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE runs SET status = ?2, finished_ms = ?3, duration_ms = ?4 WHERE id = ?1",
-                (live.id, status.as_str(), now_ms(), duration_ms(duration)),
-            )
-            .map_err(|e| self.db(e))?;
+        self.commit_batch()?;
+        self.exec(
+            "UPDATE runs SET status = ?2, finished_ms = ?3, duration_ms = ?4 WHERE id = ?1",
+            (live.id, status.as_str(), now_ms(), duration_ms(duration)),
+        )
+        .map_err(|e| self.db(e))?;
         // Only after the status is durable: until then a crash must read as
         // `interrupted`.
         live.lock.release();
         Ok(())
+    }
+
+    /// Runs one statement, prepared once per connection (rusqlite's
+    /// statement cache): parsing SQL per event cost more than executing it.
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.conn.prepare_cached(sql)?.execute(params)
     }
 }

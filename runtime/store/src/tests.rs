@@ -271,3 +271,43 @@ fn log_writer_creates_no_file_for_a_silent_step() {
     assert!(!root.join(&path).exists());
     assert!(!root.join("logs/3/quiet").exists());
 }
+
+#[test]
+fn a_batch_is_invisible_until_committed_and_finish_run_commits_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(&dir);
+    let live = store.begin_run("p", "kiln.yml").unwrap();
+    let run = live.id();
+    store.begin_batch().unwrap();
+    // Nested use is harmless: add_jobs runs in a savepoint.
+    store.begin_batch().unwrap();
+    store.add_jobs(run, [(0, "build")]).unwrap();
+    store.job_started(run, 0, 1).unwrap();
+    let reader = self::store(&dir);
+    assert_eq!(reader.run_details(run).unwrap().jobs.len(), 0);
+    store.commit_batch().unwrap();
+    assert_eq!(reader.run_details(run).unwrap().jobs[0].attempts, 1);
+
+    // A run finished inside a batch is durable before its lock goes.
+    store.begin_batch().unwrap();
+    store
+        .job_finished(
+            run,
+            JobEnd {
+                job: 0,
+                result: "success",
+                attempts: 1,
+                duration: Duration::from_millis(3),
+                reason: None,
+            },
+        )
+        .unwrap();
+    store
+        .finish_run(live, RunStatus::Success, Duration::from_millis(5))
+        .unwrap();
+    let details = reader.run_details(run).unwrap();
+    assert_eq!(details.run.status, RunStatus::Success);
+    assert_eq!(details.jobs[0].result.as_deref(), Some("success"));
+    // Nothing left open.
+    store.commit_batch().unwrap();
+}

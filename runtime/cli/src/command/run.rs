@@ -158,6 +158,10 @@ async fn watch_signals(
     let _ = notices.send(Message::Notice("killing running steps".into()));
 }
 
+/// Events recorded in one commit at most, so a flood of output lines
+/// cannot hold back the record of a finished step for long.
+const MAX_BATCH: usize = 512;
+
 /// Consumes events until the engine's sender is gone; returns whether a
 /// `RunFinished` arrived.
 fn consume(
@@ -167,17 +171,23 @@ fn consume(
 ) -> bool {
     let started = Instant::now();
     let mut finished = false;
-    for message in rx {
-        match message {
-            Message::Event(event) => {
-                // Record first: if the reporter's pipe is gone, the record
-                // and logs must still be complete.
-                recorder.record(&event);
-                reporter.report(&event);
-                finished |= matches!(*event, Event::RunFinished { .. });
+    while let Ok(first) = rx.recv() {
+        // Whatever queued up while we waited is recorded in one commit.
+        recorder.begin_batch();
+        let burst = std::iter::once(first).chain(rx.try_iter().take(MAX_BATCH));
+        for message in burst {
+            match message {
+                Message::Event(event) => {
+                    // Record first: if the reporter's pipe is gone, the record
+                    // and logs must still be complete.
+                    recorder.record(&event);
+                    reporter.report(&event);
+                    finished |= matches!(*event, Event::RunFinished { .. });
+                }
+                Message::Notice(text) => reporter.notice(&text),
             }
-            Message::Notice(text) => reporter.notice(&text),
         }
+        recorder.commit_batch();
     }
     if !finished {
         reporter.close();
