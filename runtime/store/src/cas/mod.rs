@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use ingest::BlobWriter;
-pub use reader::BlobReader;
+pub use reader::{BlobReader, export_reader};
 pub use verify::{Unreadable, VerifyReport};
 
 use error::Result as R;
