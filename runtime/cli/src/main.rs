@@ -10,6 +10,7 @@ mod plan_view;
 mod record;
 mod reporter;
 mod secrets;
+mod store_adapter;
 mod style;
 mod units;
 
