@@ -4,7 +4,7 @@ use super::Decoder;
 use crate::artifact;
 use crate::ast::{Artifact, Cache, Text};
 use crate::diagnostic::Diagnostic;
-use crate::yaml::{Key, Node};
+use crate::yaml::{Key, Node, NodeKind};
 
 const CACHE_FIELDS: &[&str] = &["key", "restore-keys", "paths"];
 
@@ -78,15 +78,19 @@ impl Decoder {
         if cache_key.is_none() && !entries.iter().any(|e| e.key.name == "key") {
             missing(self, "key", "add `key: name-${{ hashFiles('lockfile') }}`");
         }
-        match &paths {
+        let given = entries.iter().find(|e| e.key.name == "paths").map(|e| {
+            !e.value.is_null()
+                && !matches!(&e.value.kind, NodeKind::Sequence(items) if items.is_empty())
+        });
+        match given {
             None => missing(self, "paths", "add `paths: [dir]` with what to cache"),
-            Some(p) if p.is_empty() => missing(self, "paths", "list at least one path"),
-            Some(_) => {}
+            Some(false) => missing(self, "paths", "list at least one path"),
+            Some(true) => {} // invalid ones were reported one by one
         }
         Some(Cache {
             key: cache_key?,
             restore_keys,
-            paths: paths.filter(|p| !p.is_empty())?,
+            paths: paths.unwrap_or_default(),
         })
     }
 
