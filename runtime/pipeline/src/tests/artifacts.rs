@@ -73,7 +73,7 @@ fn cache_needs_key_and_paths() {
             "jobs:\n  build:\n    steps: [{run: make}]\n    cache: {key: \"${{ nope.x }}\", paths: [a/../../b]}\n"
         ),
         [
-            "4:22 unknown-context unknown context `nope`",
+            "4:23 unknown-context unknown context `nope`",
             "4:43 invalid-path `a/../../b` contains `..`; name the files from the workspace down",
         ]
     );
