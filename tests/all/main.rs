@@ -1,6 +1,7 @@
 //! End-to-end tests: each drives the real `kiln` binary.
 mod validate;
 
+mod artifacts;
 mod conditions;
 mod diagnostics;
 mod plan;

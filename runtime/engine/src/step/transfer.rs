@@ -120,10 +120,14 @@ impl StepRunner<'_> {
     pub(super) async fn after_steps(&mut self) -> Result<(), String> {
         if !self.job.artifacts.is_empty() {
             let store = self.store("`artifacts:`")?;
-            let transfers = store
-                .upload(self.upload_request(self.job.artifacts.clone()))
-                .await?;
-            self.report(transfers);
+            // One at a time, so each upload is reported as it lands even
+            // when a later one fails.
+            for spec in &self.job.artifacts {
+                let transfers = store
+                    .upload(self.upload_request(vec![spec.clone()]))
+                    .await?;
+                self.report(transfers);
+            }
         }
         let Some(cache) = &self.cache else {
             return Ok(());

@@ -1,0 +1,430 @@
+//! Artifacts and caches end to end: uploads after success, downloads into
+//! the jobs that need them, integrity, a full disk, retention and caches,
+//! all through the real `kiln` binary and its `.kiln/` store.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{Kiln, Output};
+
+fn sha256(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum runs");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)[..64].to_owned()
+}
+
+/// Files under `dir`, relative, sorted (`tmp/` must be empty, `objects/`
+/// must hold only committed blobs).
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The acceptance budget: a runner moving 200 MiB stays under 64 MiB.
+const RSS_BUDGET_KIB: u64 = 64 * 1024;
+
+#[test]
+fn a_200_mib_artifact_round_trips_with_runner_peak_rss_under_64_mib() {
+    let kiln = Kiln::new().pipeline(
+        "jobs:
+  make:
+    steps:
+      - run: head -c 209715200 /dev/urandom > big.bin && sha256sum big.bin > big.sum
+    artifacts: { big: big.bin }
+  clean:
+    needs: [make]
+    download: []
+    steps:
+      - run: rm big.bin
+  use:
+    needs: [make, clean]
+    download: [big]
+    steps:
+      # The pause lets the sampler below see the peak after the download.
+      - run: sha256sum -c big.sum && sleep 0.3
+",
+    );
+    let mut child = kiln
+        .command(["run", "--jobs", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // VmHWM is the kernel's own high-water mark of the kiln process's
+    // resident memory, so sampling it misses nothing that happened before
+    // the last sample.
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Some(kib) = vm_hwm_kib(child.id()) {
+            peak = peak.max(kib);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let out = Output {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    out.code(0)
+        .stdout_has("[make] ↑ artifact big 200.0 MiB sha256:")
+        .stdout_has("[use] ↓ artifact big 200.0 MiB sha256:")
+        .stdout_has("[use] big.bin: OK\n");
+    eprintln!("kiln run moving a 200 MiB artifact: peak RSS {peak} KiB");
+    assert!(peak > 0, "never sampled the kiln process");
+    assert!(
+        peak < RSS_BUDGET_KIB,
+        "peak RSS {peak} KiB ≥ {RSS_BUDGET_KIB} KiB"
+    );
+}
+
+const TAMPERED: &str = "jobs:
+  build:
+    steps: [{run: \"printf 'the app' > app\"}]
+    artifacts: { app: app }
+  tamper:
+    needs: [build]
+    download: []
+    steps:
+      - run: |
+          f=$(find .kiln/objects -type f)
+          chmod u+w \"$f\"; printf 'X' | dd of=\"$f\" bs=1 seek=2 conv=notrunc 2>/dev/null
+  use:
+    needs: [build, tamper]
+    steps: [{run: cat app}]
+";
+
+#[test]
+fn a_flipped_byte_fails_the_next_download_naming_the_blob_and_verify_reports_it() {
+    let kiln = Kiln::new().pipeline(TAMPERED);
+    let good = sha256(b"the app");
+    let bad = sha256(b"thX app");
+    let corrupt = format!(
+        "blob `{good}` is corrupt: its content hashes to `{bad}`; it was not served, \
+         re-upload it or run `kiln artifacts verify`"
+    );
+    let out = kiln.run_with(["run", "--jobs", "1"]);
+    out.code(1)
+        .stdout_has("✗ use failed after ")
+        .stdout_has(&format!(
+            "s: cannot download artifact `app` (from `build`): {corrupt}\n"
+        ));
+    assert!(!out.stdout.contains("[use] ▸"), "no step ran\n{out}");
+    // The workspace copy was never replaced by the corrupt bytes.
+    assert_eq!(kiln.read("app"), "the app");
+    assert!(!kiln.path(".app.kiln-part").exists());
+
+    let get = kiln.run_with(["artifacts", "get", "app", "-o", "copy"]);
+    get.code(2).stderr_is(&format!("error: {corrupt}\n"));
+    assert!(!kiln.path("copy").exists());
+
+    kiln.run_with(["artifacts", "verify"]).code(1).stdout_is(&format!(
+        "corrupt    sha256:{good} hashes to sha256:{bad}; used by artifact `app` of run 1 (job `build`)\n\
+         checked 1 blobs (7 B): 1 corrupt, 0 missing, 0 orphaned, 0 unreadable, 0 stray\n"
+    ));
+}
+
+/// A tmpfs of `size` mounted on a fresh temp dir; unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(Self { dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn disk_full_during_upload_fails_the_job_and_indexes_nothing_partial() {
+    let fs = match Tmpfs::mount("4m") {
+        Ok(fs) => fs,
+        Err(reason) => {
+            eprintln!("SKIPPED disk_full_during_upload: cannot mount a 4 MiB tmpfs: {reason}");
+            return;
+        }
+    };
+    let state = fs.dir.path().to_str().unwrap().to_owned();
+    let kiln = Kiln::new().pipeline(
+        "jobs:
+  build:
+    steps:
+      - run: printf small > small.txt && head -c 8388608 /dev/urandom > big.bin
+    artifacts: { small: small.txt, big: big.bin }
+  test:
+    needs: [build]
+    steps: [{run: 'true'}]
+",
+    );
+    let out = kiln.run_with(["--state-dir", &state, "run"]);
+    out.code(1)
+        .stdout_has("[build] ↑ artifact small 5 B sha256:")
+        .stdout_has("✗ build failed after ")
+        .stdout_has(&format!(
+        "s: cannot upload artifact `big`: disk full while storing a blob \
+         in `{state}/tmp`: free space (`kiln artifacts gc`) and retry: No space left on device (os error 28)\n"
+    ));
+    out.stdout_has("○ test skipped: needs `build`, which failed");
+    // The index holds the upload that fitted and nothing of the one that did not.
+    let list = kiln.run_with(["--state-dir", &state, "artifacts", "list", "--json"]);
+    list.code(0);
+    let rows = list.json_lines();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert_eq!(rows[0]["name"], "small");
+    let small = sha256(b"small");
+    assert_eq!(rows[0]["digest"], small.as_str());
+    let stored: Vec<String> = files(&fs.dir.path().join("objects"));
+    assert_eq!(stored, [format!("{}/{}", &small[..2], &small[2..])]);
+    assert_eq!(files(&fs.dir.path().join("tmp")), Vec::<String>::new());
+    kiln.run_with(["--state-dir", &state, "artifacts", "verify"])
+        .code(0)
+        .stdout_has(
+            "checked 1 blobs (5 B): 0 corrupt, 0 missing, 0 orphaned, 0 unreadable, 0 stray\n",
+        );
+}
+
+#[test]
+fn gc_keeps_pinned_and_in_use_artifacts_even_while_a_job_downloads_them() {
+    let kiln = Kiln::new().pipeline(
+        "jobs:
+  build:
+    steps:
+      - run: head -c 16777216 /dev/urandom > blob.bin && sha256sum blob.bin > blob.sum
+    artifacts: { blob: blob.bin, sum: blob.sum }
+  clean:
+    needs: [build]
+    download: []
+    steps: [{run: rm blob.bin}]
+  use:
+    needs: [build, clean]
+    steps:
+      - run: sha256sum -c blob.sum && sleep 1
+",
+    );
+    // Run 1 finishes; its `sum` is pinned.
+    kiln.run_with(["run", "--jobs", "1"]).code(0);
+    kiln.run_with(["artifacts", "pin", "sum", "--run", "1"])
+        .code(0)
+        .stdout_has("pinned sha256:");
+
+    // Run 2 runs while gc, told to drop everything (`--max-age 0s`), runs
+    // over and over.
+    let mut run = kiln
+        .command(["run", "--jobs", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut plans = Vec::new();
+    while run.try_wait().unwrap().is_none() {
+        let gc = kiln.run_with(["artifacts", "gc", "--max-age", "0s"]);
+        gc.code(0);
+        plans.push(gc.stdout);
+    }
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("[use] blob.bin: OK\n"), "{stdout}");
+    // Some gc ran while run 2's artifacts existed: it kept them, and it
+    // kept the pinned one of run 1 while dropping the rest of run 1.
+    let during = plans
+        .iter()
+        .find(|p| p.contains("artifact `blob` of run 2"))
+        .unwrap_or_else(|| panic!("no gc saw run 2's artifacts: {plans:#?}"));
+    assert!(
+        during.contains(
+            "kept    artifact `blob` of run 2 (job `build`) (16.0 MiB): in use by running run 2\n"
+        ),
+        "{during}"
+    );
+    assert!(
+        during.contains("kept    artifact `sum` of run 1 (job `build`) ("),
+        "{during}"
+    );
+    assert!(during.contains("): pinned\n"), "{during}");
+
+    // Once run 2 is over (perhaps already in the loop's last round), its
+    // artifacts go; the pinned one stays.
+    let dry = kiln.run_with(["artifacts", "gc", "--max-age", "0s", "--dry-run"]);
+    dry.code(0)
+        .stdout_has("keep   artifact `sum` of run 1 (job `build`) (");
+    plans.push(kiln.run_with(["artifacts", "gc", "--max-age", "0s"]).stdout);
+    assert!(
+        plans.iter().any(|p| p.contains(
+            "removed artifact `blob` of run 2 (job `build`) (16.0 MiB): older than max-age 0s\n"
+        )),
+        "{plans:#?}"
+    );
+    let list = kiln.run_with(["artifacts", "list", "--json"]).json_lines();
+    let names: Vec<String> = list
+        .iter()
+        .map(|a| format!("{} {}", a["run"], a["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, ["1 sum"]);
+    kiln.run_with(["artifacts", "verify"]).code(0);
+}
+
+#[test]
+fn cache_restores_by_exact_key_then_falls_back_to_restore_keys() {
+    let kiln = Kiln::new().file("deps.lock", "v1\n").pipeline(
+        "jobs:
+  deps:
+    cache:
+      key: deps-${{ hashFiles('deps.lock') }}
+      restore-keys: [deps-]
+      paths: [vendor]
+    steps:
+      - run: |
+          if [ -f vendor/marker ]; then echo \"restored $(cat vendor/marker)\"; else echo cold; fi
+          mkdir -p vendor && cat deps.lock > vendor/marker
+",
+    );
+    let v1 = format!("deps-{}", sha256(&hex_decode(&sha256(b"v1\n"))));
+    let first = kiln.run_with(["run"]);
+    first
+        .code(0)
+        .stdout_has(&format!(
+            "[deps] ⟲ cache {v1} missed (no entry matches the key or its restore-keys)\n"
+        ))
+        .stdout_has("[deps] cold\n")
+        .stdout_has(&format!("[deps] ⟲ cache {v1} saved "));
+
+    std::fs::remove_dir_all(kiln.path("vendor")).unwrap();
+    let second = kiln.run_with(["run"]);
+    second
+        .code(0)
+        .stdout_has(&format!("[deps] ⟲ cache {v1} restored (exact key) 3 B\n"))
+        .stdout_has("[deps] restored v1\n");
+    assert!(
+        !second.stdout.contains("saved"),
+        "an exact hit is not saved again\n{second}"
+    );
+
+    std::fs::remove_dir_all(kiln.path("vendor")).unwrap();
+    std::fs::write(kiln.path("deps.lock"), "v2\n").unwrap();
+    let v2 = format!("deps-{}", sha256(&hex_decode(&sha256(b"v2\n"))));
+    let third = kiln.run_with(["run"]);
+    third
+        .code(0)
+        .stdout_has(&format!(
+            "[deps] ⟲ cache {v1} restored (restore-keys prefix `deps-`) 3 B\n"
+        ))
+        .stdout_has("[deps] restored v1\n")
+        .stdout_has(&format!("[deps] ⟲ cache {v2} saved "));
+    let list = kiln.run_with(["artifacts", "list"]);
+    list.code(0)
+        .stdout_has("CACHE KEY")
+        .stdout_has(&v1)
+        .stdout_has(&v2);
+}
+
+/// `hashFiles` hashes the concatenated raw digests of the files.
+fn hex_decode(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn artifacts_of_needed_jobs_arrive_in_the_workspace_and_get_writes_them_out() {
+    let kiln = Kiln::new().pipeline(
+        "jobs:
+  build:
+    steps:
+      - run: mkdir -p dist/sub out && echo one > dist/a && echo two > dist/sub/b && echo x > out/r.xml && echo y > out/r.txt
+    artifacts:
+      dist: dist
+      xml: \"out/*.xml\"
+  clean:
+    needs: [build]
+    download: []
+    steps: [{run: rm -rf dist out}]
+  use:
+    needs: [build, clean]
+    steps:
+      - run: cat dist/a dist/sub/b out/r.xml && test ! -e out/r.txt
+      - artifact: out/
+  seed:
+    needs: [use]
+    download: []
+    steps:
+      - run: rm -rf out
+      - download_artifact: out/
+      - run: cat out/r.xml
+",
+    );
+    let out = kiln.run_with(["run", "--jobs", "1"]);
+    out.code(0)
+        .stdout_has("[use] ↓ artifact dist ")
+        .stdout_has(" (from `build`)\n")
+        .stdout_has("[use] one\n[use] two\n[use] x\n")
+        .stdout_has("[use] ↑ artifact out ")
+        .stdout_has("[seed] ↓ artifact out ")
+        .stdout_has("[seed] x\n");
+
+    kiln.run_with(["artifacts", "get", "dist", "-o", "copy"])
+        .code(0)
+        .stdout_is(&format!("extracted `dist` of run 1 → copy (8 B)\n"));
+    assert_eq!(kiln.read("copy/sub/b"), "two\n");
+    kiln.run_with(["artifacts", "get", "nope", "-o", "x"])
+        .code(2)
+        .stderr_is("error: no artifact is named `nope`\n");
+    kiln.run_with(["artifacts", "get", "../x", "-o", "x"])
+        .code(2)
+        .stderr_is("error: invalid artifact name `../x`: it contains a path separator\n");
+}
+
+#[test]
+fn a_missing_artifact_path_fails_the_job_with_the_path() {
+    let kiln = Kiln::new().pipeline(
+        "jobs:\n  build:\n    steps: [{run: 'true'}]\n    artifacts: { app: target/app, logs: \"logs/*.log\" }\n",
+    );
+    kiln.run_with(["run"]).code(1).stdout_has(
+        "s: cannot upload artifact `app`: `target/app` does not exist in the workspace\n",
+    );
+    std::fs::create_dir_all(kiln.path("target")).unwrap();
+    std::fs::write(kiln.path("target/app"), "bin").unwrap();
+    kiln.run_with(["run"])
+        .code(1)
+        .stdout_has("s: cannot upload artifact `logs`: no file matches `logs/*.log`\n");
+}
