@@ -345,6 +345,22 @@ impl Artifacts {
         one(found, run, what, hint).map(Resolved::Artifact)
     }
 
+    /// Writes artifact `name` of `run` to `dest` (see [`Artifacts::export`])
+    /// and references its blob for `run` until the run ends: the by-name
+    /// read that plugins' `artifacts.get` maps onto. Fails with
+    /// [`Error::Ambiguous`] when several jobs of the run uploaded that name.
+    pub fn get(&mut self, run: RunId, name: &str, dest: &Path) -> Result<Artifact> {
+        check_name(name)?;
+        let artifact = one(
+            self.find(run, name, None)?,
+            Some(run),
+            name,
+            "several jobs uploaded it",
+        )?;
+        self.export(&artifact, Some(run), dest)?;
+        Ok(artifact)
+    }
+
     /// Downloads `artifact` for `reader` (a live run, which thereby
     /// references the blob until it ends) into `workspace`, at the path it
     /// was uploaded from. Returns the bytes written.
