@@ -404,7 +404,7 @@ fn artifacts_of_needed_jobs_arrive_in_the_workspace_and_get_writes_them_out() {
 
     kiln.run_with(["artifacts", "get", "dist", "-o", "copy"])
         .code(0)
-        .stdout_is(&format!("extracted `dist` of run 1 → copy (8 B)\n"));
+        .stdout_is("extracted `dist` of run 1 → copy (8 B)\n");
     assert_eq!(kiln.read("copy/sub/b"), "two\n");
     kiln.run_with(["artifacts", "get", "nope", "-o", "x"])
         .code(2)
