@@ -428,3 +428,37 @@ fn a_missing_artifact_path_fails_the_job_with_the_path() {
         .code(1)
         .stdout_has("s: cannot upload artifact `logs`: no file matches `logs/*.log`\n");
 }
+
+#[test]
+fn a_killed_upload_leaves_only_a_temp_file_which_the_next_start_removes() {
+    let kiln = Kiln::new().pipeline(
+        "jobs:\n  build:\n    steps: [{run: truncate -s 256M big.bin}]\n    artifacts: { big: big.bin }\n",
+    );
+    let mut child = kiln.command(["run"]).stdout(Stdio::null()).spawn().unwrap();
+    let tmp = kiln.path(".kiln/tmp");
+    let mut saw_part = false;
+    while child.try_wait().unwrap().is_none() {
+        let parts = std::fs::read_dir(&tmp)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".part"))
+            })
+            .unwrap_or(false);
+        if parts {
+            child.kill().unwrap(); // SIGKILL: no cleanup of any kind runs
+            saw_part = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.wait().unwrap();
+    assert!(saw_part, "the upload finished before it could be killed");
+    // The next kiln to open the store removes the dead upload's temp file;
+    // whatever reached objects/ is a complete, verified blob.
+    let verify = kiln.run_with(["artifacts", "verify"]);
+    verify.code(0).stdout_has(" 0 corrupt, 0 missing, ");
+    assert_eq!(files(&tmp), Vec::<String>::new());
+    kiln.run_with(["runs", "list"])
+        .code(0)
+        .stdout_has(" interrupted ");
+}
