@@ -462,3 +462,18 @@ fn a_killed_upload_leaves_only_a_temp_file_which_the_next_start_removes() {
         .code(0)
         .stdout_has(" interrupted ");
 }
+
+#[test]
+fn a_failed_job_uploads_nothing_and_saves_no_cache() {
+    let kiln = Kiln::new().pipeline(
+        "jobs:\n  build:\n    cache: {key: k1, paths: [out]}\n    artifacts: {out: out}\n    steps:\n      - run: mkdir -p out && echo x > out/x && exit 3\n",
+    );
+    let out = kiln.run_with(["run"]);
+    out.code(1)
+        .stdout_has("[build] ⟲ cache k1 missed (no entry matches the key or its restore-keys)\n");
+    assert!(!out.stdout.contains("↑ artifact"), "{out}");
+    assert!(!out.stdout.contains("saved"), "{out}");
+    kiln.run_with(["artifacts", "list"])
+        .code(0)
+        .stdout_is("no artifacts stored\n");
+}
