@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use kiln_pipeline::expr::Status;
-use kiln_pipeline::{ArtifactSpec, JobId};
+use kiln_pipeline::{ArtifactSpec, JobId, StepAction};
 
 use super::StepRunner;
 use crate::artifacts::{ArtifactStore, CacheRequest, DownloadRequest, Transfer, UploadRequest};
