@@ -46,12 +46,18 @@ impl StepRunner<'_> {
 
     /// Downloads from the needed jobs, then restores the cache.
     pub(super) async fn before_steps(&mut self) -> Result<(), String> {
+        // A job that downloads with seed `download_artifact:` steps says
+        // what it wants there; it gets no implicit downloads on top.
+        let seed_downloads = self
+            .job
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, StepAction::DownloadArtifact { .. }));
         let wants_download = !self.job.needs.is_empty()
-            && self
-                .job
-                .download
-                .as_ref()
-                .is_none_or(|names| !names.is_empty());
+            && match &self.job.download {
+                Some(names) => !names.is_empty(),
+                None => !seed_downloads,
+            };
         if wants_download {
             // Implicit downloads need a store only if there is one to ask.
             let store = match (&self.shared.options.artifacts, &self.job.download) {
