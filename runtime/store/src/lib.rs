@@ -81,6 +81,13 @@ impl Store {
             db_path,
         };
         store.sweep_interrupted()?;
+        // A kiln killed mid-upload leaves its temp file behind; every start
+        // sweeps those (live uploads hold a lock and are left alone).
+        if dir.join(cas::TMP_DIR).is_dir()
+            && let Err(err) = cas::BlobStore::open(dir)
+        {
+            tracing::warn!(%err, "cannot sweep temp files of interrupted uploads");
+        }
         Ok(store)
     }
 
