@@ -40,6 +40,13 @@ pub enum Error {
     /// The index database failed.
     #[error(transparent)]
     Database(#[from] crate::StoreError),
+    /// A query or update of the artifact tables failed.
+    #[error("the artifact index in `kiln.db` failed")]
+    Index {
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// No artifact of that name (in that run).
     #[error("{}", not_found(*run, name))]
     NotFound {
@@ -98,11 +105,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<rusqlite::Error> for Error {
     fn from(source: rusqlite::Error) -> Self {
-        // Only used where the path is not at hand; `Artifacts` maps its own
-        // errors with the database path.
-        Error::Database(crate::StoreError::Database {
-            path: PathBuf::from(crate::DATABASE_FILE),
-            source,
-        })
+        Error::Index { source }
     }
 }
