@@ -477,3 +477,20 @@ fn a_failed_job_uploads_nothing_and_saves_no_cache() {
         .code(0)
         .stdout_is("no artifacts stored\n");
 }
+
+#[test]
+fn validate_points_at_bad_artifact_names_and_unknown_downloads() {
+    let out = Kiln::new()
+        .pipeline(
+            "jobs:\n  build:\n    steps: [{run: make}]\n    artifacts:\n      a/b: out\n  test:\n    needs: [build]\n    download: [app]\n    steps: [{run: t}]\n",
+        )
+        .args(["validate"])
+        .run();
+    out.code(2)
+        .stderr_has("× invalid artifact name `a/b`: it contains a path separator\n")
+        .stderr_has("╭─[kiln.yml:5:7]\n")
+        .stderr_has("help: use letters, digits, `-`, `_` and `.`, without `/` or `..`\n")
+        .stderr_has("× job `test` downloads artifact `app`, which no job in its `needs` uploads\n")
+        .stderr_has("╭─[kiln.yml:8:16]\n")
+        .stderr_has("error: `kiln.yml` has 2 errors\n");
+}
