@@ -494,3 +494,20 @@ fn validate_points_at_bad_artifact_names_and_unknown_downloads() {
         .stderr_has("╭─[kiln.yml:8:16]\n")
         .stderr_has("error: `kiln.yml` has 2 errors\n");
 }
+
+#[test]
+fn the_state_directory_is_never_packed_into_an_artifact() {
+    let kiln = Kiln::new().file("src/a.txt", "a").pipeline(
+        "jobs:\n  all:\n    steps: [{run: 'true'}]\n    artifacts: { everything: \"**\" }\n  dot:\n    needs: [all]\n    steps: [{run: 'true'}]\n    artifacts: { workspace: . }\n",
+    );
+    let out = kiln.run_with(["run", "--jobs", "1"]);
+    out.code(1)
+        .stdout_has("[all] ↑ artifact everything ")
+        .stdout_has(
+            "s: cannot upload artifact `workspace`: `.` holds kiln's state directory `.kiln`; \
+         name the directories to upload, or use a glob (it skips `.kiln`)\n",
+        );
+    kiln.run_with(["artifacts", "get", "everything", "-o", "copy"])
+        .code(0);
+    assert_eq!(files(&kiln.path("copy")), ["kiln.yml", "src/a.txt"]);
+}

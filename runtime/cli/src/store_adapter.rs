@@ -24,6 +24,16 @@ impl StoreAdapter {
     pub(crate) fn new(root: PathBuf) -> Self {
         Self { root }
     }
+
+    /// The state directory relative to `workspace`, if it is inside it
+    /// (`.kiln`): never uploaded, or an upload would pack the store into
+    /// itself.
+    fn state_in(&self, workspace: &Path) -> Option<String> {
+        let root = std::fs::canonicalize(&self.root).ok()?;
+        let workspace = std::fs::canonicalize(workspace).ok()?;
+        let rel = root.strip_prefix(workspace).ok()?;
+        Some(rel.to_string_lossy().into_owned())
+    }
 }
 
 /// An error and its causes on one line: `cannot …: disk full …: No space left on device`.
@@ -70,11 +80,12 @@ impl ArtifactStore for StoreAdapter {
     }
 
     fn upload(&self, request: UploadRequest) -> BoxFuture<'_, Result<Vec<Transfer>, String>> {
+        let state = self.state_in(&request.workspace);
         Box::pin(blocking(&self.root, move |store| {
             request
                 .artifacts
                 .iter()
-                .map(|spec| upload(store, &request, spec))
+                .map(|spec| upload(store, &request, spec, state.as_deref()))
                 .collect()
         }))
     }
@@ -146,6 +157,7 @@ fn upload(
     store: &mut Artifacts,
     request: &UploadRequest,
     spec: &ArtifactSpec,
+    state: Option<&str>,
 ) -> Result<Transfer, String> {
     let fail = |message: String| format!("cannot upload artifact `{}`: {message}", spec.name);
     let literal = match spec.paths.as_slice() {
@@ -157,6 +169,13 @@ fn upload(
             if std::fs::symlink_metadata(request.workspace.join(path)).is_err() {
                 return Err(fail(format!("`{path}` does not exist in the workspace")));
             }
+            if let Some(state) = state
+                && holds(path, state)
+            {
+                return Err(fail(format!(
+                    "`{path}` holds kiln's state directory `{state}`; name the directories to upload, or use a glob (it skips `{state}`)"
+                )));
+            }
             store.put(
                 request.run,
                 &request.job,
@@ -166,8 +185,11 @@ fn upload(
             )
         }
         None => {
-            let files = kiln_pipeline::expr::match_files(&request.workspace, &spec.paths)
+            let mut files = kiln_pipeline::expr::match_files(&request.workspace, &spec.paths)
                 .map_err(|e| fail(e.replace("`hashFiles` ", "")))?;
+            if let Some(state) = state {
+                files.retain(|f| !under(f, state));
+            }
             if files.is_empty() {
                 return Err(fail(format!(
                     "no file matches {}",
@@ -274,4 +296,18 @@ fn save(store: &mut Artifacts, request: CacheRequest) -> Result<Transfer, String
         },
         None => skip("none of its paths exist".to_owned()),
     })
+}
+
+/// Whether the workspace-relative `path` is `state` or a directory above it.
+fn holds(path: &str, state: &str) -> bool {
+    let path = path.trim_start_matches("./").trim_end_matches('/');
+    path.is_empty() || path == "." || under(state, path)
+}
+
+/// Whether `path` is `dir` or below it (both `/`-separated, relative).
+fn under(path: &str, dir: &str) -> bool {
+    path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
