@@ -95,6 +95,15 @@ impl ArtifactStore for StoreAdapter {
     }
 
     fn save_cache(&self, request: CacheRequest) -> BoxFuture<'_, Result<Transfer, String>> {
+        if let Some(state) = self.state_in(&request.workspace)
+            && let Some(path) = request.paths.iter().find(|p| holds(p, &state))
+        {
+            let message = format!(
+                "cannot save cache `{}`: `{path}` holds kiln's state directory `{state}`; cache the directories below it",
+                request.key
+            );
+            return Box::pin(async move { Err(message) });
+        }
         Box::pin(blocking(&self.root, move |store| save(store, request)))
     }
 }
