@@ -511,3 +511,15 @@ fn the_state_directory_is_never_packed_into_an_artifact() {
         .code(0);
     assert_eq!(files(&kiln.path("copy")), ["kiln.yml", "src/a.txt"]);
 }
+
+#[test]
+fn a_cache_path_holding_the_state_directory_is_refused() {
+    Kiln::new()
+        .pipeline("jobs:\n  b:\n    cache: {key: k, paths: [.]}\n    steps: [{run: 'true'}]\n")
+        .args(["run"])
+        .run()
+        .code(1)
+        .stdout_has(
+            "s: cannot save cache `k`: `.` holds kiln's state directory `.kiln`; cache the directories below it\n",
+        );
+}
