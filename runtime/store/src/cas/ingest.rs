@@ -23,6 +23,9 @@ pub(crate) const CHUNK: usize = 256 * 1024;
 /// one being written, a put holds at most `QUEUED + 2` chunks: 1 MiB.
 const QUEUED: usize = 2;
 
+/// Bytes written between background syncs of a large blob.
+const SYNC_EVERY: usize = 32 * 1024 * 1024;
+
 /// Mode of committed blobs: nobody writes a blob in place.
 const BLOB_MODE: u32 = 0o444;
 
@@ -65,9 +68,31 @@ fn copy_hashing(source: &mut impl Read, file: &mut File) -> Result<(Digest, u64)
     thread::scope(|scope| {
         let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(QUEUED);
         let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+        // Flushing as we go: with gigabytes of RAM the kernel would keep a
+        // whole large blob dirty until the commit's fsync, which would then
+        // write all of it while nothing else happens. A third thread syncs
+        // every `SYNC_EVERY` bytes on a second handle, so the disk writes
+        // while this thread hashes and the commit's fsync finds little left.
+        let syncer_file = file.try_clone().ok();
+        let (tick_tx, tick_rx) = mpsc::channel::<()>();
+        if let Some(handle) = syncer_file {
+            scope.spawn(move || {
+                while tick_rx.recv().is_ok() {
+                    while tick_rx.try_recv().is_ok() {} // coalesce
+                    // A failure here shows again in the commit's fsync.
+                    let _ = handle.sync_data();
+                }
+            });
+        }
         let writer = scope.spawn(move || -> io::Result<()> {
+            let mut unsynced = 0;
             for (buf, len) in full_rx {
                 file.write_all(&buf[..len])?;
+                unsynced += len;
+                if unsynced >= SYNC_EVERY {
+                    unsynced = 0;
+                    let _ = tick_tx.send(());
+                }
                 // The reader may already have stopped; the buffer is then freed here.
                 let _ = free_tx.send(buf);
             }
