@@ -4,8 +4,9 @@
 //! Guarantees:
 //! - **One pass, bounded memory.** [`BlobStore::put_reader`] hashes while it
 //!   copies, through a few 256 KiB buffers, whatever the blob's size; the
-//!   hashing and the writing run on two threads so a large ingest costs about
-//!   as much as hashing alone.
+//!   hashing and the writing run on two threads, and a third syncs the temp
+//!   file every 32 MiB, so a large ingest costs about max(hash, disk write)
+//!   instead of hash + a final flush of the whole blob.
 //! - **Atomic, durable commits.** Bytes go to a temp file in `tmp/`, which is
 //!   fsynced, made read-only (0444) and renamed into `objects/`, then the
 //!   directory is fsynced. A blob under `objects/` is therefore always
