@@ -29,6 +29,7 @@ pub mod retention;
 
 use std::collections::HashSet;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -212,6 +213,32 @@ impl Artifacts {
         };
         let stored = pack(self)?;
         self.index(run, job, name, Kind::Tree, "", stored, pack)
+    }
+
+    /// Stores what `source` yields as artifact `name` of `job` in `run`:
+    /// for producers without a file on disk (a plugin streaming its
+    /// output). `kind` says how a download treats the bytes (a `Tree` must
+    /// be a zstd tar, checked entry by entry when extracted); `path` is
+    /// where a download into a workspace puts it.
+    pub fn put_reader(
+        &mut self,
+        run: RunId,
+        job: &str,
+        name: &str,
+        kind: Kind,
+        path: &str,
+        source: impl io::Read,
+    ) -> Result<Artifact> {
+        check_name(name)?;
+        kiln_pipeline::artifact::check_path(if path.is_empty() { "." } else { path }, true)
+            .map_err(|message| Error::InvalidName { message })?;
+        let stored = self.blobs.put_reader(source)?;
+        let digest = stored.blob.digest;
+        // The bytes are gone once read: a blob a gc took meanwhile cannot
+        // be stored again, so that race is reported, never papered over.
+        self.index(run, job, name, kind, path, stored, move |_| {
+            Err(Error::Vanished { digest })
+        })
     }
 
     /// Packs into a new blob; the blob writer's typed error (disk full)

@@ -242,3 +242,72 @@ fn an_orphaned_blob_is_collected_and_verify_names_users_of_a_missing_one() {
         )]
     );
 }
+
+/// A tar written header by header (names the `tar` crate would refuse),
+/// zstd-compressed like a tree artifact.
+fn crafted(entries: &[(tar::EntryType, &str, &str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (kind, path, link, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        builder.append(&header, *data).unwrap();
+    }
+    zstd::encode_all(&builder.into_inner().unwrap()[..], 3).unwrap()
+}
+
+#[test]
+fn a_hostile_tree_artifact_lands_nothing_outside_its_destination() {
+    use tar::EntryType::{Regular, Symlink};
+    let fx = Fixture::new();
+    let run = fx.finished_run();
+    let mut store = fx.artifacts();
+    let outside = fx.work.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let abs = outside.join("abs");
+    let cases: [(&str, Vec<u8>, String); 3] = [
+        (
+            "up",
+            crafted(&[(Regular, "../outside/x", "", b"pwned")]),
+            "archive entry `../outside/x` contains `..`; entries must stay inside the destination"
+                .to_owned(),
+        ),
+        (
+            "abs",
+            crafted(&[(Regular, abs.to_str().unwrap(), "", b"pwned")]),
+            format!(
+                "archive entry `{}` has an absolute path; entries must be relative",
+                abs.display()
+            ),
+        ),
+        (
+            "etc",
+            crafted(&[
+                (Symlink, "etc", "/etc", b""),
+                (Regular, "etc/passwd", "", b"x"),
+            ]),
+            "symlink `etc` -> `/etc` is refused: its target is absolute; use a relative target"
+                .to_owned(),
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        store
+            .put_reader(run, "evil", name, Kind::Tree, "", &bytes[..])
+            .unwrap();
+        let dest = fx.work.path().join("dest");
+        let err = store.get(run, name, &dest).unwrap_err();
+        assert_eq!(err.to_string(), expected, "{name}");
+        assert!(matches!(err, Error::Archive(_)), "{name}: {err:?}");
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "{name} wrote outside"
+        );
+        // Refused before it was made: no link to /etc waits in the destination.
+        assert!(fs::symlink_metadata(dest.join("etc")).is_err(), "{name}");
+    }
+}
