@@ -214,3 +214,6 @@ impl StepRunner<'_> {
         seen
     }
 }
+
+#[cfg(test)]
+mod tests;
