@@ -6,4 +6,3 @@ mod archive_hostile;
 mod artifacts;
 mod cas;
 mod cas_disk_full;
-mod cas_memory;
