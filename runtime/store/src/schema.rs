@@ -75,6 +75,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run, job, name)
     );
     CREATE INDEX artifacts_by_digest ON artifacts(digest);
+    CREATE INDEX artifacts_by_size ON artifacts(size);
     CREATE TABLE caches (
         key         TEXT    PRIMARY KEY,
         pipeline    TEXT    NOT NULL,
@@ -92,6 +93,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key, idx)
     );
     CREATE INDEX cache_paths_by_digest ON cache_paths(digest);
+    CREATE INDEX cache_paths_by_size ON cache_paths(size);
     CREATE TABLE pins (
         digest      TEXT    PRIMARY KEY,
         pinned_ms   INTEGER NOT NULL

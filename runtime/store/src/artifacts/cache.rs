@@ -157,7 +157,7 @@ impl Artifacts {
                 Err(source) => return Err(Error::Source { path: full, source }),
             };
             let (kind, blob) = if meta.is_file() {
-                (Kind::File, self.blobs.put_file(&full)?)
+                (Kind::File, self.put_file(&full)?)
             } else if meta.is_dir() {
                 (
                     Kind::Tree,

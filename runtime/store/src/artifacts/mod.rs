@@ -178,7 +178,7 @@ impl Artifacts {
             .trim_end_matches('/')
             .to_owned();
         let (kind, stored) = if meta.is_file() {
-            (Kind::File, self.blobs.put_file(&full)?)
+            (Kind::File, self.put_file(&full)?)
         } else if meta.is_dir() {
             (
                 Kind::Tree,
@@ -195,6 +195,22 @@ impl Artifacts {
             })
         };
         self.index(run, job, name, kind, &rel, stored, repack)
+    }
+
+    /// Stores a file, writing nothing when the same content is stored
+    /// already (see [`BlobStore::put_file_dedup`]).
+    fn put_file(&self, path: &Path) -> Result<crate::cas::Stored> {
+        let conn = &self.conn;
+        let known = |size: u64| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM artifacts WHERE size = ?1)
+                     OR EXISTS (SELECT 1 FROM cache_paths WHERE size = ?1)",
+                [size as i64],
+                |r| r.get::<_, bool>(0),
+            )
+            .unwrap_or(false)
+        };
+        Ok(self.blobs.put_file_dedup(path, known)?)
     }
 
     /// Uploads the files `files` (relative to `workspace`, as matched by a

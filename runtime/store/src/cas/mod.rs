@@ -149,6 +149,41 @@ impl BlobStore {
         self.put_reader(file)
     }
 
+    /// Stores the file at `path` like [`BlobStore::put_file`], unless its
+    /// content is already stored. `maybe_stored(size)` says whether a blob
+    /// of that size might be (the run database knows the sizes of what it
+    /// indexed): only then is the file hashed first, read-only, and a hit
+    /// writes nothing at all — not even a temp file. A miss costs that one
+    /// extra read; files of a size nothing has are copied in one pass.
+    pub fn put_file_dedup(&self, path: &Path, maybe_stored: impl FnOnce(u64) -> bool) -> R<Stored> {
+        let size = fs::metadata(path)
+            .map_err(|source| Error::SourceFile {
+                path: path.to_owned(),
+                source,
+            })?
+            .len();
+        if maybe_stored(size) {
+            let mut buf = vec![0u8; ingest::CHUNK];
+            let (digest, hashed) =
+                verify::hash_file(path, &mut buf).map_err(|source| Error::SourceFile {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            let stored = fs::symlink_metadata(self.object_path(&digest))
+                .is_ok_and(|m| m.is_file() && m.len() == hashed);
+            if stored {
+                return Ok(Stored {
+                    blob: Blob {
+                        digest,
+                        size: hashed,
+                    },
+                    new: false,
+                });
+            }
+        }
+        self.put_file(path)
+    }
+
     /// A writer for producers that push bytes (such as an archive being
     /// packed); finish with [`BlobWriter::commit`]. Dropping it uncommitted
     /// removes its temp file.
