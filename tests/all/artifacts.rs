@@ -523,3 +523,49 @@ fn a_cache_path_holding_the_state_directory_is_refused() {
             "s: cannot save cache `k`: `.` holds kiln's state directory `.kiln`; cache the directories below it\n",
         );
 }
+
+#[test]
+fn gc_policy_comes_from_retention_conf_and_flags_with_clear_errors() {
+    let kiln = Kiln::new()
+        .pipeline("jobs:\n  b:\n    steps: [{run: 'echo x > x'}]\n    artifacts: {x: x}\n");
+    kiln.run_with(["run"]).code(0);
+    kiln.run_with(["run"]).code(0);
+    std::fs::write(
+        kiln.path(".kiln/retention.conf"),
+        "# one run is enough\nkeep-runs = 1\n",
+    )
+    .unwrap();
+    kiln.run_with(["artifacts", "gc", "--dry-run"])
+        .code(0)
+        .stdout_has("remove artifact `x` of run 1 (job `b`) (2 B): not among the newest 1 runs of pipeline `kiln`\n")
+        .stdout_has("keep   artifact `x` of run 2 (job `b`) (2 B): within the retention policy\n")
+        // Same bytes in both runs: one blob, still used by run 2.
+        .stdout_has("would free 0 blobs, 0 B; 2 B kept\n");
+    // A flag overrides the file.
+    kiln.run_with(["artifacts", "gc", "--dry-run", "--keep-runs", "2"])
+        .code(0)
+        .stdout_has("keep   artifact `x` of run 1 (job `b`) (2 B): within the retention policy\n");
+    kiln.run_with(["artifacts", "gc", "--max-age", "soon"])
+        .code(2)
+        .stderr_is(
+            "error: --max-age: `soon` is not a duration (e.g. `30d`, `12h`, `90m`, `45s`)\n",
+        );
+    std::fs::write(
+        kiln.path(".kiln/retention.conf"),
+        "keep-runs = 1\nmax-size 1GiB\n",
+    )
+    .unwrap();
+    kiln.run_with(["artifacts", "gc"])
+        .code(2)
+        .stderr_is(&format!(
+            "error: {}:2: expected `key = value`, found `max-size 1GiB`\n",
+            kiln.path(".kiln/retention.conf").display()
+        ));
+    let zero = "0".repeat(64);
+    kiln.run_with(["artifacts", "pin", &zero])
+        .code(2)
+        .stderr_is(&format!("error: blob `{zero}` is not in the store\n"));
+    kiln.run_with(["artifacts", "unpin", "x"])
+        .code(0)
+        .stdout_has("was not pinned: sha256:");
+}
