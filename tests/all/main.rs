@@ -2,6 +2,7 @@
 mod validate;
 
 mod artifacts;
+mod caches_and_gc;
 mod conditions;
 mod diagnostics;
 mod plan;
