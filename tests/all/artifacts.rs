@@ -381,3 +381,22 @@ fn a_cache_path_holding_the_state_directory_is_refused() {
             "s: cannot save cache `k`: `.` holds kiln's state directory `.kiln`; cache the directories below it\n",
         );
 }
+
+#[test]
+fn matrix_instances_upload_under_their_own_job_and_get_asks_for_the_digest() {
+    let kiln = Kiln::new().pipeline(
+        "jobs:\n  b:\n    strategy: {matrix: {n: [1, 2]}}\n    steps: [{run: 'echo ${{ matrix.n }} > app'}]\n    artifacts: {app: app}\n",
+    );
+    kiln.run_with(["run", "--jobs", "1"]).code(0);
+    kiln.run_with(["artifacts", "get", "app", "-o", "x"])
+        .code(2)
+        .stderr_is(
+            "error: artifact `app` is ambiguous: run 1 job `b (n=1)`, run 1 job `b (n=2)`; \
+         several jobs uploaded it; pass its digest (`kiln artifacts list` shows them)\n",
+        );
+    let two = sha256(b"2\n");
+    kiln.run_with(["artifacts", "get", &format!("sha256:{two}"), "-o", "x"])
+        .code(0)
+        .stdout_is("wrote `app` of run 1 → x (2 B)\n");
+    assert_eq!(kiln.read("x"), "2\n");
+}

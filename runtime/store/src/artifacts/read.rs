@@ -73,11 +73,9 @@ impl Artifacts {
         {
             found.retain(|a| a.run == newest);
         }
-        let hint = if run.is_some() {
-            "several jobs uploaded it; pass its digest"
-        } else {
-            "pass `--run` or the digest"
-        };
+        // Only one run is left at this point: the digest is what tells
+        // the jobs' uploads apart.
+        let hint = "several jobs uploaded it; pass its digest (`kiln artifacts list` shows them)";
         one(found, run, what, hint).map(Resolved::Artifact)
     }
 
