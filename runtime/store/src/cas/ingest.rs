@@ -211,6 +211,41 @@ pub struct BlobWriter {
     buf: Vec<u8>,
     size: u64,
     failed: Option<Error>,
+    /// Bytes written since the last background sync was asked for.
+    unsynced: usize,
+    /// Started once the blob passes `SYNC_EVERY` bytes (see `copy_hashing`).
+    syncer: Option<Syncer>,
+}
+
+/// A thread that syncs a temp file whenever it is ticked.
+#[derive(Debug)]
+struct Syncer {
+    tick: mpsc::Sender<()>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    fn start(file: &File) -> Option<Self> {
+        let handle = file.try_clone().ok()?;
+        let (tick, ticks) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("kiln-blob-sync".into())
+            .spawn(move || {
+                while ticks.recv().is_ok() {
+                    while ticks.try_recv().is_ok() {}
+                    // A failure here shows again in the commit's fsync.
+                    let _ = handle.sync_data();
+                }
+            })
+            .ok()?;
+        Some(Self { tick, thread })
+    }
+
+    /// Stops the thread once its last sync is done.
+    fn stop(self) {
+        drop(self.tick);
+        let _ = self.thread.join();
+    }
 }
 
 impl BlobWriter {
@@ -222,6 +257,8 @@ impl BlobWriter {
             buf: Vec::with_capacity(CHUNK),
             size: 0,
             failed: None,
+            unsynced: 0,
+            syncer: None,
         })
     }
 
@@ -246,6 +283,9 @@ impl BlobWriter {
     pub fn commit(mut self) -> Result<Stored> {
         // A failed drain records its typed error in `failed`.
         let _ = self.drain();
+        if let Some(syncer) = self.syncer.take() {
+            syncer.stop();
+        }
         if let Some(err) = self.failed.take() {
             return Err(err);
         }
@@ -265,7 +305,17 @@ impl BlobWriter {
         }
         self.hasher.update(&self.buf);
         let result = self.temp.file.write_all(&self.buf);
+        self.unsynced += self.buf.len();
         self.buf.clear();
+        if result.is_ok() && self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+            if self.syncer.is_none() {
+                self.syncer = Syncer::start(&self.temp.file);
+            }
+            if let Some(syncer) = &self.syncer {
+                let _ = syncer.tick.send(());
+            }
+        }
         if let Err(source) = result {
             let err = write_error(&self.store.tmp, self.temp.path.clone(), source);
             let io = io_view(&err);
