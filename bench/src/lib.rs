@@ -5,6 +5,7 @@
 //!   pipeline or as an equivalent Makefile.
 //! - [`plan`] times `kiln_pipeline::load` on such a pipeline.
 //! - [`scheduler`] runs the same graph under `kiln run` and `make -j`.
+//! - [`ingest`] stores a file in the blob store against `sha256sum`.
 //! - [`stats`] and [`cpu`] turn runs into figures.
 //!
 //! Plain `std::time` instead of criterion keeps the build small; see
@@ -14,6 +15,7 @@
 pub mod cpu;
 pub mod dag;
 pub mod error;
+pub mod ingest;
 pub mod plan;
 pub mod scheduler;
 pub mod stats;

@@ -1,4 +1,4 @@
-//! `kiln-bench`: run with `cargo run --release -p kiln-bench -- <plan|scheduler>`.
+//! `kiln-bench`: run with `cargo run --release -p kiln-bench -- <plan|scheduler|ingest>`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +58,18 @@ enum Which {
         #[arg(long)]
         keep: bool,
     },
+    /// Store a file in page cache in the blob store, against `sha256sum`; then again (dedup).
+    Ingest {
+        /// Input size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        /// Alternating rounds of each.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Work directory [default: a new one in the system temp dir]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -107,6 +119,15 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Which::Ingest { mib, rounds, dir } => kiln_bench::ingest::IngestBench {
+            mib,
+            rounds,
+            dir: dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("kiln-bench-ingest-{}", std::process::id()))
+            }),
+        }
+        .run()
+        .map(drop),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,8 @@
 //! End-to-end tests: each drives the real `kiln` binary.
 mod validate;
 
+mod artifacts;
+mod caches_and_gc;
 mod conditions;
 mod diagnostics;
 mod plan;

@@ -28,6 +28,72 @@ pub(crate) enum Command {
     /// Inspect recorded runs
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// List, fetch, verify, pin and collect stored artifacts and caches
+    #[command(subcommand)]
+    Artifacts(ArtifactsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ArtifactsCommand {
+    /// List stored artifacts (newest run first) and caches
+    List {
+        /// Only this run's artifacts (a number or `last`)
+        #[arg(long)]
+        run: Option<RunRef>,
+        /// Print one JSON object per artifact instead
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an artifact (by name, newest run first, or by digest) to a path
+    Get {
+        /// Artifact name or `sha256:` digest
+        what: String,
+        /// Where to write it: the file for a file artifact, a directory to extract a tree into
+        #[arg(long, short = 'o', value_name = "PATH")]
+        output: PathBuf,
+        /// Take the artifact from this run
+        #[arg(long)]
+        run: Option<RunRef>,
+    },
+    /// Re-hash every blob; report corrupt, missing, orphaned and stray files (exit 1 unless clean)
+    Verify,
+    /// Protect an artifact's blob from `gc`
+    Pin {
+        /// Artifact name or `sha256:` digest
+        what: String,
+        /// Take the artifact from this run
+        #[arg(long)]
+        run: Option<RunRef>,
+    },
+    /// Remove a pin
+    Unpin {
+        /// Artifact name or `sha256:` digest
+        what: String,
+        /// Take the artifact from this run
+        #[arg(long)]
+        run: Option<RunRef>,
+    },
+    /// Apply the retention policy (`.kiln/retention.conf`, overridden by flags)
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GcArgs {
+    /// Print the plan with a reason for every entry and blob; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Drop entries created longer ago than this (`30d`, `12h`, `0s`)
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<String>,
+    /// Drop entries not downloaded or restored for this long
+    #[arg(long, value_name = "DURATION")]
+    pub max_idle: Option<String>,
+    /// Keep only the artifacts of the newest N runs (and newest N caches) per pipeline
+    #[arg(long, value_name = "N")]
+    pub keep_runs: Option<u32>,
+    /// Drop least recently used entries until the store holds at most this (`10GiB`)
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
 }
 
 /// Selects the pipeline file.

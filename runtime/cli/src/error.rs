@@ -35,6 +35,9 @@ pub(crate) enum CliError {
     /// The run record store failed.
     #[error(transparent)]
     Store(#[from] kiln_store::StoreError),
+    /// The artifact store failed or refused.
+    #[error("{}", crate::store_adapter::describe(.0))]
+    Artifacts(kiln_store::artifacts::Error),
     /// Bad input that clap could not check (secret files, `--job` names, …).
     #[error("{0}")]
     Usage(String),

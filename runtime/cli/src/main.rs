@@ -10,6 +10,7 @@ mod plan_view;
 mod record;
 mod reporter;
 mod secrets;
+mod store_adapter;
 mod style;
 mod units;
 
@@ -31,6 +32,9 @@ fn main() -> ExitCode {
         Command::Plan(args) => command::plan::run(args),
         Command::Run(args) => command::run::run(args, cli.state_dir.as_deref()),
         Command::Runs(runs) => command::runs::run(runs, cli.state_dir.as_deref()),
+        Command::Artifacts(artifacts) => {
+            command::artifacts::run(artifacts, cli.state_dir.as_deref())
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -87,6 +87,15 @@ pub enum Event {
         /// Why the attempt failed.
         reason: String,
     },
+    /// An artifact or cache moved between the store and a job's workspace
+    /// (see [`crate::artifacts`]).
+    Transfer {
+        /// Job.
+        job: JobId,
+        /// What moved.
+        #[serde(flatten)]
+        transfer: crate::artifacts::Transfer,
+    },
     /// A job reached a final state (including SKIPPED without ever starting).
     JobFinished {
         /// Job.

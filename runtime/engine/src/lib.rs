@@ -12,6 +12,7 @@
 //! Ctrl-C really stops the run.
 #![warn(missing_docs)]
 
+pub mod artifacts;
 mod backoff;
 mod context;
 pub mod event;
@@ -30,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use artifacts::ArtifactStore;
 pub use event::{Event, JobResult, RunId, RunResult, StepResult, Stream};
 pub use executor::{Executor, StepControl, StepExit, StepRequest};
 pub use process::ProcessExecutor;
@@ -52,6 +54,9 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Where the run's private temp directory goes (default: the system's).
     pub temp_root: Option<PathBuf>,
+    /// Where `artifacts:`, `download:` and `cache:` go. Without one, a job
+    /// that uses them fails with a reason saying so.
+    pub artifacts: Option<std::sync::Arc<dyn ArtifactStore>>,
 }
 
 impl RunOptions {
@@ -65,6 +70,7 @@ impl RunOptions {
             vars: BTreeMap::new(),
             grace: Duration::from_secs(5),
             temp_root: None,
+            artifacts: None,
         }
     }
 }

@@ -20,6 +20,8 @@ use crate::lines::LineSplitter;
 use crate::outputs;
 use crate::run::Shared;
 
+mod transfer;
+
 /// Why an attempt did not succeed, for the retry decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FailureKind {
@@ -40,6 +42,8 @@ pub(crate) struct StepRunner<'a> {
     failure: Option<(FailureKind, String)>,
     /// Every key any step wrote to `$KILN_OUTPUT`, later writes winning.
     written: Vec<(String, String)>,
+    /// The job's `cache:`, once restored.
+    cache: Option<transfer::CacheState>,
 }
 
 impl<'a> StepRunner<'a> {
@@ -54,6 +58,7 @@ impl<'a> StepRunner<'a> {
             deadline: job.timeout.map(|t| Deadline::now() + t),
             failure: None,
             written: Vec::new(),
+            cache: None,
         }
     }
 
@@ -69,8 +74,16 @@ impl<'a> StepRunner<'a> {
         if let Err(message) = self.job_env() {
             return Some((FailureKind::Exit, message));
         }
+        if let Err(message) = self.before_steps().await {
+            return Some((FailureKind::Infrastructure, message));
+        }
         for (index, step) in self.job.steps.iter().enumerate() {
             self.run_step(index, step).await;
+        }
+        if self.failure.is_none()
+            && let Err(message) = self.after_steps().await
+        {
+            self.failure = Some((FailureKind::Infrastructure, message));
         }
         self.failure.take()
     }
@@ -238,6 +251,12 @@ impl<'a> StepRunner<'a> {
                     ),
                 );
                 return (StepResult::InfrastructureError, None, Vec::new());
+            }
+            StepAction::UploadArtifact { name, path } => {
+                return (self.upload_step(index, name, path).await, None, Vec::new());
+            }
+            StepAction::DownloadArtifact { name } => {
+                return (self.download_step(index, name).await, None, Vec::new());
             }
             StepAction::Unsupported { message, .. } => {
                 self.note(index, message);

@@ -58,6 +58,24 @@ pub(crate) struct Job {
     pub matrix: Option<Matrix>,
     pub outputs: Vec<Pair>,
     pub defaults: RunDefaults,
+    pub artifacts: Vec<Artifact>,
+    pub download: Option<Vec<Text>>,
+    pub cache: Option<Cache>,
+}
+
+/// One `name: paths` entry of `artifacts:`.
+#[derive(Debug, Clone)]
+pub(crate) struct Artifact {
+    pub name: String,
+    pub paths: Vec<Text>,
+}
+
+/// `cache: { key, restore-keys, paths }`.
+#[derive(Debug, Clone)]
+pub(crate) struct Cache {
+    pub key: Text,
+    pub restore_keys: Vec<Text>,
+    pub paths: Vec<Text>,
 }
 
 /// One step of a job.
@@ -82,6 +100,13 @@ pub(crate) struct Step {
 pub(crate) enum StepKind {
     Run(Text),
     Uses(Text),
+    UploadArtifact {
+        name: String,
+        path: String,
+    },
+    DownloadArtifact {
+        name: String,
+    },
     Unsupported {
         kind: String,
         message: String,

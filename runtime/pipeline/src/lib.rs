@@ -6,6 +6,7 @@
 //! depends on no other kiln crate; everything else depends on it.
 #![warn(missing_docs)]
 
+pub mod artifact;
 mod assemble;
 mod ast;
 mod decode;
@@ -26,7 +27,10 @@ mod yaml;
 mod tests;
 
 pub use diagnostic::{Diagnostic, LoadError, Severity};
-pub use plan::{FsAccess, Job, JobId, Permissions, Plan, RetryOn, RetryPolicy, Step, StepAction};
+pub use plan::{
+    ArtifactSpec, CacheSpec, FsAccess, Job, JobId, Permissions, Plan, RetryOn, RetryPolicy, Step,
+    StepAction,
+};
 pub use select::SelectError;
 pub use source::{SourceFile, Span};
 

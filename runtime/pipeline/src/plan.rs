@@ -73,8 +73,39 @@ pub struct Job {
     /// `outputs:` mapping declared on the job; if empty, every key written to
     /// `$KILN_OUTPUT` by any step is an output.
     pub outputs: Vec<(String, Template)>,
+    /// `artifacts:`: uploaded, in order, after the job succeeds.
+    pub artifacts: Vec<ArtifactSpec>,
+    /// `download:`: which artifacts of the needed jobs are put into the
+    /// workspace before the first step. `None` means all of them.
+    pub download: Option<Vec<String>>,
+    /// `cache:`: restored before the first step, saved after success when
+    /// the key was a miss.
+    pub cache: Option<CacheSpec>,
     /// Where the job was declared (its key), for run-time errors.
     pub span: Span,
+}
+
+/// One entry of a job's `artifacts:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactSpec {
+    /// The artifact's name (checked by [`crate::artifact::check_name`]).
+    pub name: String,
+    /// Workspace-relative paths or globs (`*`, `?`, `**`, `!` to exclude),
+    /// as written. One literal path uploads that file or directory; globs
+    /// or several paths upload the matched files, keeping their paths.
+    pub paths: Vec<String>,
+}
+
+/// A job's `cache:`.
+#[derive(Debug, Clone)]
+pub struct CacheSpec {
+    /// The exact key (`cargo-${{ hashFiles('Cargo.lock') }}`).
+    pub key: Template,
+    /// Prefixes tried in order when the key misses; the newest entry whose
+    /// key starts with one is restored.
+    pub restore_keys: Vec<Template>,
+    /// What is cached: paths relative to the workspace, `~/…` or absolute.
+    pub paths: Vec<String>,
 }
 
 /// One step of a job.
@@ -122,8 +153,23 @@ pub enum StepAction {
         /// Capabilities granted to the component.
         permissions: Permissions,
     },
+    /// The seed's `artifact: PATH`: uploads the file or directory at `PATH`
+    /// as artifact `name` (derived from the path) when the step runs.
+    UploadArtifact {
+        /// The artifact name (`dist/` → `dist`).
+        name: String,
+        /// The workspace-relative path, as written.
+        path: String,
+    },
+    /// The seed's `download_artifact: PATH`: puts the artifact named after
+    /// `PATH`, uploaded by a job this one (transitively) needs, back into
+    /// the workspace.
+    DownloadArtifact {
+        /// The artifact name (`dist/` → `dist`).
+        name: String,
+    },
     /// A seed-document step kind that parses but is implemented by a later
-    /// milestone (`checkout`, `artifact`, `download_artifact`). The engine
+    /// milestone (`checkout`). The engine
     /// fails such a step with `message` instead of silently skipping it.
     Unsupported {
         /// The step key (`artifact`).

@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod artifacts;
 pub mod cas;
 mod error;
 mod lock;
@@ -73,36 +74,20 @@ impl Store {
         for sub in [dir.to_path_buf(), dir.join("runs"), dir.join("logs")] {
             std::fs::create_dir_all(&sub).map_err(|source| StoreError::Io { path: sub, source })?;
         }
-        let db_path = dir.join(DATABASE_FILE);
-        let db = |source| StoreError::Database {
-            path: db_path.clone(),
-            source,
-        };
-        let mut conn = Connection::open(&db_path).map_err(db)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
-        // WAL lets `kiln runs list` read while a run writes; NORMAL sync is
-        // durable across process crashes, which is the failure we care about.
-        conn.query_row("PRAGMA journal_mode = WAL", [], |row| {
-            row.get::<_, String>(0)
-        })
-        .map_err(db)?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(db)?;
-        let found = schema::version(&conn).map_err(db)?;
-        if found > schema::latest() {
-            return Err(StoreError::NewerSchema {
-                path: db_path,
-                found,
-                supported: schema::latest(),
-            });
-        }
-        schema::migrate(&mut conn, found).map_err(db)?;
+        let (conn, db_path) = connect(dir)?;
         let mut store = Self {
             conn,
             root: dir.to_path_buf(),
             db_path,
         };
         store.sweep_interrupted()?;
+        // A kiln killed mid-upload leaves its temp file behind; every start
+        // sweeps those (live uploads hold a lock and are left alone).
+        if dir.join(cas::TMP_DIR).is_dir()
+            && let Err(err) = cas::BlobStore::open(dir)
+        {
+            tracing::warn!(%err, "cannot sweep temp files of interrupted uploads");
+        }
         Ok(store)
     }
 
@@ -196,6 +181,37 @@ impl Store {
             .map_err(|e| self.db(e))?
             .transpose()
     }
+}
+
+/// Opens `kiln.db` in `dir` (WAL, busy timeout, foreign keys) and migrates
+/// it to the current schema. Shared by [`Store`] and
+/// [`artifacts::Artifacts`], which hold their own connections.
+fn connect(dir: &Path) -> Result<(Connection, PathBuf)> {
+    let db_path = dir.join(DATABASE_FILE);
+    let db = |source| StoreError::Database {
+        path: db_path.clone(),
+        source,
+    };
+    let mut conn = Connection::open(&db_path).map_err(db)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+    // WAL lets `kiln runs list` read while a run writes; NORMAL sync is
+    // durable across process crashes, which is the failure we care about.
+    conn.query_row("PRAGMA journal_mode = WAL", [], |row| {
+        row.get::<_, String>(0)
+    })
+    .map_err(db)?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(db)?;
+    let found = schema::version(&conn).map_err(db)?;
+    if found > schema::latest() {
+        return Err(StoreError::NewerSchema {
+            path: db_path,
+            found,
+            supported: schema::latest(),
+        });
+    }
+    schema::migrate(&mut conn, found).map_err(db)?;
+    Ok((conn, db_path))
 }
 
 fn db_err(path: &Path, source: rusqlite::Error) -> StoreError {

@@ -277,6 +277,9 @@ impl Store {
             (live.id, status.as_str(), now_ms(), duration_ms(duration)),
         )
         .map_err(|e| self.db(e))?;
+        // Its downloads protect their blobs from `gc` only while it runs.
+        self.exec("DELETE FROM refs WHERE run = ?1", [live.id])
+            .map_err(|e| self.db(e))?;
         // Only after the status is durable: until then a crash must read as
         // `interrupted`.
         live.lock.release();

@@ -59,6 +59,52 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX runs_by_status ON runs(status);
     ",
+    // v2: artifacts, caches, pins and the references of running jobs.
+    // Digests are 64 lowercase hex characters; times are Unix milliseconds.
+    "
+    CREATE TABLE artifacts (
+        run         INTEGER NOT NULL,
+        job         TEXT    NOT NULL,
+        name        TEXT    NOT NULL,
+        kind        TEXT    NOT NULL CHECK (kind IN ('file', 'tree')),
+        path        TEXT    NOT NULL,
+        digest      TEXT    NOT NULL,
+        size        INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        accessed_ms INTEGER NOT NULL,
+        PRIMARY KEY (run, job, name)
+    );
+    CREATE INDEX artifacts_by_digest ON artifacts(digest);
+    CREATE INDEX artifacts_by_size ON artifacts(size);
+    CREATE TABLE caches (
+        key         TEXT    PRIMARY KEY,
+        pipeline    TEXT    NOT NULL,
+        run         INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        accessed_ms INTEGER NOT NULL
+    );
+    CREATE TABLE cache_paths (
+        key         TEXT    NOT NULL REFERENCES caches(key) ON DELETE CASCADE,
+        idx         INTEGER NOT NULL,
+        path        TEXT    NOT NULL,
+        kind        TEXT    NOT NULL CHECK (kind IN ('file', 'tree')),
+        digest      TEXT    NOT NULL,
+        size        INTEGER NOT NULL,
+        PRIMARY KEY (key, idx)
+    );
+    CREATE INDEX cache_paths_by_digest ON cache_paths(digest);
+    CREATE INDEX cache_paths_by_size ON cache_paths(size);
+    CREATE TABLE pins (
+        digest      TEXT    PRIMARY KEY,
+        pinned_ms   INTEGER NOT NULL
+    );
+    CREATE TABLE refs (
+        digest      TEXT    NOT NULL,
+        run         INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        PRIMARY KEY (digest, run)
+    );
+    ",
 ];
 
 /// The schema version this build writes.

@@ -15,10 +15,10 @@ fn open_creates_the_layout_and_current_schema() {
     assert!(dir.path().join(".kiln/kiln.db").is_file());
     assert!(dir.path().join(".kiln/runs").is_dir());
     assert!(dir.path().join(".kiln/logs").is_dir());
-    assert_eq!(schema::version(&store.conn).unwrap(), 1);
+    assert_eq!(schema::version(&store.conn).unwrap(), 2);
     drop(store);
     // Reopening is a no-op migration.
-    assert_eq!(schema::version(&self::store(&dir).conn).unwrap(), 1);
+    assert_eq!(schema::version(&self::store(&dir).conn).unwrap(), 2);
 }
 
 #[test]
@@ -31,7 +31,7 @@ fn a_newer_schema_is_refused() {
     assert_eq!(
         err.to_string(),
         format!(
-            "run database `{}` has schema version 9, this kiln understands up to 1; upgrade kiln",
+            "run database `{}` has schema version 9, this kiln understands up to 2; upgrade kiln",
             dir.path().join(".kiln/kiln.db").display()
         )
     );

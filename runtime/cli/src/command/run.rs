@@ -42,7 +42,8 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
     };
     let secrets = secrets::collect(&args.secrets, &args.secret_files, std::env::vars_os())?;
 
-    let mut store = Store::open(&locate::state_dir(state_dir, Some(&located)))?;
+    let state = locate::state_dir(state_dir, Some(&located));
+    let mut store = Store::open(&state)?;
     let live = store.begin_run(&plan.name, &located.display)?;
     let run_id = live.id();
     let recorder = Recorder::new(store, live);
@@ -75,6 +76,7 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
             secrets,
             vars: args.vars.iter().cloned().collect(),
             grace: args.grace,
+            state,
         },
         to_consumer,
     ));
@@ -99,6 +101,8 @@ struct EngineInput {
     secrets: std::collections::BTreeMap<String, String>,
     vars: std::collections::BTreeMap<String, String>,
     grace: Option<Duration>,
+    /// The state directory, home of the artifact store.
+    state: std::path::PathBuf,
 }
 
 /// Runs the engine with signal handling, forwarding its events.
@@ -211,6 +215,7 @@ async fn engine_run(
         secrets,
         vars,
         grace,
+        state,
     } = input;
     let mut options = kiln_engine::RunOptions::new(run_id, workspace);
     if let Some(parallelism) = parallelism {
@@ -221,6 +226,9 @@ async fn engine_run(
     }
     options.secrets = secrets;
     options.vars = vars;
+    options.artifacts = Some(std::sync::Arc::new(
+        crate::store_adapter::StoreAdapter::new(state),
+    ));
     let executor = std::sync::Arc::new(kiln_engine::ProcessExecutor);
     Ok(kiln_engine::run(
         std::sync::Arc::new(plan),

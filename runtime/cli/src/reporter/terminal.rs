@@ -180,6 +180,13 @@ impl TerminalReporter {
                 result,
                 duration,
             } => self.run_finished(*run, *result, *duration),
+            Event::Transfer { job, transfer } => {
+                let prefix = self.prefix(job.0);
+                self.line(&format!(
+                    "{prefix} {}",
+                    self.palette.paint(style::dim(), &transfer_line(transfer))
+                ));
+            }
             _ => {}
         }
     }
@@ -299,5 +306,29 @@ impl TerminalReporter {
         for line in lines {
             let _ = writeln!(out, "{line}");
         }
+    }
+}
+
+/// `↑ artifact app 1.2 MiB sha256:0a1b2c3d4e5f`, `⟲ cache deps-… restored (exact key) 3.0 KiB`.
+pub(crate) fn transfer_line(t: &kiln_engine::artifacts::Transfer) -> String {
+    use kiln_engine::artifacts::TransferAction as A;
+    let size = kiln_store::artifacts::retention::human_size(t.bytes);
+    let digest = t
+        .digest
+        .as_deref()
+        .map(|d| format!(" {}", &d[..d.len().min(19)]))
+        .unwrap_or_default();
+    let detail = t
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    match t.action {
+        A::Upload => format!("↑ artifact {} {size}{digest}", t.name),
+        A::Download => format!("↓ artifact {} {size}{digest}{detail}", t.name),
+        A::CacheRestore => format!("⟲ cache {} restored{detail} {size}", t.name),
+        A::CacheMiss => format!("⟲ cache {} missed{detail}", t.name),
+        A::CacheSave => format!("⟲ cache {} saved {size}{detail}", t.name),
+        A::CacheSkip => format!("⟲ cache {} not saved{detail}", t.name),
     }
 }

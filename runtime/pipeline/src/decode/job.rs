@@ -25,6 +25,7 @@ const FIELDS: &[&str] = &[
     "defaults",
     "services",
     "artifacts",
+    "download",
     "cache",
     "deploy",
     // Seed-document spellings.
@@ -40,7 +41,6 @@ const RETRY_ON: &[&str] = &["timeout", "infrastructure", "any"];
 
 /// Containers, services and executors.
 pub(super) const CONTAINERS: &str = "container jobs arrive with issue #4 (containers)";
-const STORE: &str = "artifacts and caches arrive with issue #5 (artifacts and caches)";
 const DEPLOY: &str = "deployments arrive with issue #6 (deployments)";
 
 /// `[A-Za-z_][A-Za-z0-9_-]*`: safe in logs, paths and `needs.<job>`.
@@ -81,6 +81,9 @@ impl Decoder {
             matrix: None,
             outputs: Vec::new(),
             defaults: RunDefaults::default(),
+            artifacts: Vec::new(),
+            download: None,
+            cache: None,
         };
         let mut spellings = Spellings::default();
         let mut steps_node = None;
@@ -118,8 +121,11 @@ impl Decoder {
                 }
                 "executor" => self.not_yet_supported(k.span, "`executor`", CONTAINERS),
                 "services" => self.not_yet_supported(k.span, "`services`", CONTAINERS),
-                "artifacts" => self.not_yet_supported(k.span, "`artifacts`", STORE),
-                "cache" => self.not_yet_supported(k.span, "`cache`", STORE),
+                "artifacts" => job.artifacts = self.artifacts(v),
+                "download" => {
+                    job.download = Some(self.string_list(v, "a list of artifact names", "download"))
+                }
+                "cache" => job.cache = self.cache(k, v),
                 "image" => job.image = self.text(v, "image"),
                 "steps" => steps_node = Some(v),
                 "timeout" | "timeout-minutes" => {

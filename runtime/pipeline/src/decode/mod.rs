@@ -7,6 +7,7 @@
 mod job;
 mod pipeline;
 mod step;
+mod store;
 mod strategy;
 mod value;
 

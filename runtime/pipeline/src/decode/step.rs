@@ -1,6 +1,7 @@
 //! One step: `run:` / `uses:` / a seed step kind, and its settings.
 
 use super::{Decoder, Spellings};
+use crate::artifact;
 use crate::ast::{Step, StepKind, Text};
 use crate::diagnostic::Diagnostic;
 use crate::plan::{FsAccess, Permissions};
@@ -77,7 +78,13 @@ impl Decoder {
                         step.kind = StepKind::Uses(t);
                     }
                 }
-                kind @ ("checkout" | "artifact" | "download_artifact") => {
+                kind @ ("artifact" | "download_artifact") => {
+                    actions.push(kind);
+                    if let Some(kind) = self.artifact_step(kind, v) {
+                        step.kind = kind;
+                    }
+                }
+                kind @ "checkout" => {
                     actions.push(kind);
                     let message = unsupported_kind(kind);
                     self.push(
@@ -169,6 +176,32 @@ impl Decoder {
         self.text(node, "script")
     }
 
+    /// The seed's `artifact: PATH` and `download_artifact: PATH`: the
+    /// artifact is named after its path (`dist/` → `dist`).
+    fn artifact_step(&mut self, kind: &str, node: &Node) -> Option<StepKind> {
+        let path = self.text(node, kind)?;
+        if let Err(message) = artifact::check_path(&path.value, true) {
+            self.push(Diagnostic::error("invalid-path", path.span, message));
+            return None;
+        }
+        let name = artifact::name_for_path(&path.value);
+        if let Err(message) = artifact::check_name(&name) {
+            self.push(
+                Diagnostic::error("invalid-name", path.span, message)
+                    .with_help("the artifact is named after the path: name a file or directory"),
+            );
+            return None;
+        }
+        Some(if kind == "artifact" {
+            StepKind::UploadArtifact {
+                name,
+                path: path.value.trim().trim_start_matches("./").to_owned(),
+            }
+        } else {
+            StepKind::DownloadArtifact { name }
+        })
+    }
+
     fn permissions(&mut self, node: &Node) -> Permissions {
         let mut out = Permissions::default();
         let Some(entries) = self.mapping(node, "permissions") else {
@@ -217,10 +250,8 @@ impl Decoder {
 }
 
 fn unsupported_kind(kind: &str) -> String {
-    match kind {
-        "checkout" => "`checkout` steps are not supported yet: kiln runs jobs in the workspace that holds the \
-                       pipeline, so the code is already there; remove the step"
-            .to_owned(),
-        _ => format!("`{kind}` steps are not supported yet; artifacts arrive with issue #5 (artifacts and caches)"),
-    }
+    format!(
+        "`{kind}` steps are not supported yet: kiln runs jobs in the workspace that holds the \
+         pipeline, so the code is already there; remove the step"
+    )
 }

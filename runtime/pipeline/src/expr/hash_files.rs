@@ -21,18 +21,9 @@ const MAX_ENTRIES: usize = 1_000_000;
 /// Hex digest of the files under `root` matching `patterns`, or `''` when
 /// none match.
 pub(super) fn hash_files(root: &Path, patterns: &[String]) -> Result<String, String> {
-    let rules = patterns
-        .iter()
-        .map(|p| Rule::parse(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut candidates = BTreeSet::new();
-    let mut budget = MAX_ENTRIES;
-    for rule in rules.iter().filter(|r| !r.negated) {
-        collect(root, &rule.base(), &mut candidates, &mut budget)?;
-    }
     let mut outer = Sha256::new();
     let mut any = false;
-    for rel in candidates.iter().filter(|rel| selected(&rules, rel)) {
+    for rel in &match_files(root, patterns)? {
         outer.update(
             file_digest(&root.join(rel))
                 .map_err(|e| format!("`hashFiles` cannot read `{rel}`: {e}"))?,
@@ -44,6 +35,26 @@ pub(super) fn hash_files(root: &Path, patterns: &[String]) -> Result<String, Str
     } else {
         String::new()
     })
+}
+
+/// The files under `root` that `patterns` select, as sorted `/`-separated
+/// relative paths: the matching rules of `hashFiles` (a directory selects
+/// every file below it; `!` excludes; symlinked directories are not
+/// followed). Errors name the pattern in `hashFiles` terms.
+pub(super) fn match_files(root: &Path, patterns: &[String]) -> Result<Vec<String>, String> {
+    let rules = patterns
+        .iter()
+        .map(|p| Rule::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut candidates = BTreeSet::new();
+    let mut budget = MAX_ENTRIES;
+    for rule in rules.iter().filter(|r| !r.negated) {
+        collect(root, &rule.base(), &mut candidates, &mut budget)?;
+    }
+    Ok(candidates
+        .into_iter()
+        .filter(|rel| selected(&rules, rel))
+        .collect())
 }
 
 /// The last rule that matches decides (so `!` can exclude and a later

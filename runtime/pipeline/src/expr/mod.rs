@@ -36,6 +36,14 @@ use self::value::Val;
 
 pub(crate) use self::template::expression_end;
 
+/// The files under `root` selected by glob `patterns` (`*`, `?`, `**`,
+/// leading `!` to exclude; a directory selects every file below it), as
+/// sorted `/`-separated relative paths: exactly the files `hashFiles` would
+/// hash. Used for `artifacts:` globs, so both features read the same rules.
+pub fn match_files(root: &Path, patterns: &[String]) -> Result<Vec<String>, String> {
+    hash_files::match_files(root, patterns)
+}
+
 /// Longest expression text accepted, in bytes.
 pub const MAX_LEN: usize = 16 * 1024;
 /// Deepest nesting accepted (parentheses, `!`, property chains, calls).

@@ -11,7 +11,7 @@ use crate::ast::{self, Pair, StepKind};
 use crate::diagnostic::Diagnostic;
 use crate::expr::Template;
 use crate::matrix::{self, Combination};
-use crate::plan::{Job, JobId, Step, StepAction};
+use crate::plan::{ArtifactSpec, CacheSpec, Job, JobId, Step, StepAction};
 use crate::yaml::LineIndex;
 use scope::Scope;
 use text::{Texts, Visible};
@@ -175,6 +175,29 @@ fn lower_job(
             }
         }
     }
+    let download = job
+        .download
+        .as_ref()
+        .map(|names| check_downloads(texts, pipeline, job, names));
+    let cache = job.cache.as_ref().and_then(|c| {
+        Some(CacheSpec {
+            key: texts.template(&c.key, &job_visible, Some(&lookup))?,
+            restore_keys: c
+                .restore_keys
+                .iter()
+                .map(|t| texts.template(t, &job_visible, Some(&lookup)))
+                .collect::<Option<_>>()?,
+            paths: c.paths.iter().map(|t| t.value.clone()).collect(),
+        })
+    });
+    let artifacts = job
+        .artifacts
+        .iter()
+        .map(|a| ArtifactSpec {
+            name: a.name.clone(),
+            paths: a.paths.iter().map(|t| t.value.clone()).collect(),
+        })
+        .collect();
     let title = job
         .title
         .as_ref()
@@ -195,6 +218,9 @@ fn lower_job(
             retry: job.retry.clone(),
             continue_on_error: job.continue_on_error,
             outputs,
+            artifacts,
+            download,
+            cache,
             span: job.key_span,
         },
         combinations,
@@ -270,6 +296,17 @@ fn lower_step(
                 reference.value.clone(),
             )
         }
+        StepKind::UploadArtifact { name, path } => (
+            StepAction::UploadArtifact {
+                name: name.clone(),
+                path: path.clone(),
+            },
+            format!("artifact {path}"),
+        ),
+        StepKind::DownloadArtifact { name } => (
+            StepAction::DownloadArtifact { name: name.clone() },
+            format!("download artifact {name}"),
+        ),
         StepKind::Unsupported { kind, message } => (
             StepAction::Unsupported {
                 kind: kind.clone(),
@@ -292,6 +329,50 @@ fn lower_step(
         continue_on_error: step.continue_on_error,
         span: step.span,
     })
+}
+
+/// `download:` may only name artifacts that a needed job declares in its
+/// `artifacts:` (or uploads with a seed `artifact:` step).
+fn check_downloads(
+    texts: &mut Texts<'_>,
+    pipeline: &ast::Pipeline,
+    job: &ast::Job,
+    names: &[ast::Text],
+) -> Vec<String> {
+    let mut offered: Vec<&str> = Vec::new();
+    for need in &job.needs {
+        let Some(needed) = pipeline.jobs.iter().find(|j| j.key == need.value) else {
+            continue; // reported by the graph
+        };
+        offered.extend(needed.artifacts.iter().map(|a| a.name.as_str()));
+        offered.extend(needed.steps.iter().filter_map(|s| match &s.kind {
+            StepKind::UploadArtifact { name, .. } => Some(name.as_str()),
+            _ => None,
+        }));
+    }
+    for name in names {
+        if offered.contains(&name.value.as_str()) {
+            continue;
+        }
+        let mut d = Diagnostic::error(
+            "unknown-artifact",
+            name.span,
+            format!(
+                "job `{}` downloads artifact `{}`, which no job in its `needs` uploads",
+                job.key, name.value
+            ),
+        )
+        .with_label("no needed job has this artifact");
+        d.help = crate::suggest::help(&name.value, offered.iter().copied(), || {
+            Some(if offered.is_empty() {
+                "add the job that uploads it to `needs`".to_owned()
+            } else {
+                format!("the needed jobs upload: {}", offered.join(", "))
+            })
+        });
+        texts.diagnostics.push(d);
+    }
+    names.iter().map(|t| t.value.clone()).collect()
 }
 
 fn refers_to_itself(name: &str, value: &str) -> bool {

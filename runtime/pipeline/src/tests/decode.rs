@@ -210,17 +210,15 @@ fn seed_features_parse_with_warnings() {
             "3:5 not-yet-supported `executor` is not supported yet and is ignored; container jobs arrive with issue #4 (containers)",
             "4:5 not-yet-supported the deployment `environment` is not supported yet and is ignored; deployments arrive with issue #6 (deployments)",
             "5:5 not-yet-supported `manual_approval` is not supported yet and is ignored; deployments arrive with issue #6 (deployments)",
-            "6:5 not-yet-supported `artifacts` is not supported yet and is ignored; artifacts and caches arrive with issue #5 (artifacts and caches)",
             "8:9 not-yet-supported `checkout` steps are not supported yet: kiln runs jobs in the workspace that holds the pipeline, so the code is already there; remove the step",
-            "9:9 not-yet-supported `artifact` steps are not supported yet; artifacts arrive with issue #5 (artifacts and caches)",
         ]
     );
     let p = plan(yaml);
-    let StepAction::Unsupported { kind, message } = &p.jobs[0].steps[1].action else {
+    let StepAction::UploadArtifact { name, path } = &p.jobs[0].steps[1].action else {
         panic!()
     };
-    assert_eq!(kind, "artifact");
-    assert!(message.contains("issue #5"));
+    assert_eq!((name.as_str(), path.as_str()), ("dist", "dist/"));
+    assert_eq!(p.jobs[0].artifacts[0].name, "app");
 }
 
 #[test]
@@ -245,7 +243,13 @@ fn the_seed_example_loads() {
             .iter()
             .all(|w| w.code == "not-yet-supported")
     );
-    assert_eq!(loaded.warnings.len(), 11);
+    // executor ×3, environment ×2, manual_approval, checkout; the
+    // artifact steps are real now.
+    assert_eq!(loaded.warnings.len(), 7);
+    let StepAction::DownloadArtifact { name } = &loaded.plan.jobs[1].steps[0].action else {
+        panic!("{:?}", loaded.plan.jobs[1].steps[0].action)
+    };
+    assert_eq!(name, "dist");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Tests of [`load`](crate::load) through its public contract: YAML in,
 //! plan or exact diagnostics out.
 
+mod artifacts;
 mod decode;
 mod expressions;
 mod graph;

@@ -27,7 +27,7 @@ mod path;
 mod unpack;
 
 pub use error::{Error, LinkReason, Result};
-pub use pack::pack;
+pub use pack::{pack, pack_files};
 pub use unpack::unpack;
 
 /// zstd level for packed archives: level 3 compresses build output well at

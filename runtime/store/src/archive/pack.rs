@@ -1,5 +1,6 @@
 //! Packing a directory into a deterministic tar stream.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -48,65 +49,163 @@ pub fn pack(dir: &Path, compression: Compression, out: impl Write) -> Result<Sum
 }
 
 fn pack_tree<W: Write>(builder: &mut Builder<W>, root: &Path) -> Result<Summary> {
+    pack_tree_under(builder, root, Path::new(""))
+}
+
+/// Packs the files `files` (relative to `root`, `/`-separated, as a glob
+/// matched them) into `out`, with their parent directories: the same
+/// deterministic format as [`pack`], rooted at `root`. A directory among
+/// `files` is packed whole.
+pub fn pack_files(
+    root: &Path,
+    files: &[String],
+    compression: Compression,
+    out: impl Write,
+) -> Result<Summary> {
+    let write = |source| Error::Write { source };
+    match compression {
+        Compression::None => {
+            let mut builder = Builder::new(out);
+            let summary = pack_selection(&mut builder, root, files)?;
+            builder.into_inner().map_err(write)?;
+            Ok(summary)
+        }
+        Compression::Zstd => {
+            let encoder = zstd::Encoder::new(out, ZSTD_LEVEL).map_err(write)?;
+            let mut builder = Builder::new(encoder);
+            let summary = pack_selection(&mut builder, root, files)?;
+            builder
+                .into_inner()
+                .map_err(write)?
+                .finish()
+                .map_err(write)?;
+            Ok(summary)
+        }
+    }
+}
+
+fn pack_selection<W: Write>(
+    builder: &mut Builder<W>,
+    root: &Path,
+    files: &[String],
+) -> Result<Summary> {
+    // Path ordering compares component by component, which is the depth
+    // first, byte-ordered walk `pack` produces: parents before children.
+    let mut dirs = BTreeSet::new();
+    let mut entries = BTreeSet::new();
+    for file in files {
+        let rel: PathBuf = file
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .collect();
+        for ancestor in rel.ancestors().skip(1) {
+            if !ancestor.as_os_str().is_empty() {
+                dirs.insert(ancestor.to_path_buf());
+            }
+        }
+        entries.insert(rel);
+    }
+    entries.extend(dirs.iter().cloned());
     let mut summary = Summary::default();
-    // Depth first with an explicit stack (deep trees must not exhaust a
-    // thread's stack); children are pushed in reverse to pop in order.
-    let mut stack = children(root, Path::new(""))?;
-    stack.reverse();
-    while let Some(rel) = stack.pop() {
-        let full = root.join(&rel);
-        let walk = |source| Error::Walk {
-            path: full.clone(),
-            source,
-        };
-        let meta = fs::symlink_metadata(&full).map_err(walk)?;
-        let kind = meta.file_type();
-        let mut header = Header::new_gnu();
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_size(0);
-        let written = if kind.is_dir() {
+    for rel in &entries {
+        if dirs.contains(rel) {
+            let mut header = fixed_header();
             header.set_entry_type(EntryType::Directory);
             header.set_mode(0o755);
+            builder
+                .append_data(&mut header, rel, io::empty())
+                .map_err(|source| Error::Write { source })?;
+            summary.entries += 1;
+        } else if append(builder, root, rel, &mut summary)? {
+            // A directory named by the selection: all of it.
+            let sub = pack_tree_under(builder, root, rel)?;
+            summary.entries += sub.entries;
+            summary.bytes += sub.bytes;
+        }
+    }
+    Ok(summary)
+}
+
+/// Everything below `root/top`, depth first with an explicit stack (deep
+/// trees must not exhaust a thread's stack); children are pushed in
+/// reverse to pop in order.
+fn pack_tree_under<W: Write>(builder: &mut Builder<W>, root: &Path, top: &Path) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let mut stack = children(root, top)?;
+    stack.reverse();
+    while let Some(rel) = stack.pop() {
+        if append(builder, root, &rel, &mut summary)? {
             let mut below = children(root, &rel)?;
             below.reverse();
             stack.extend(below);
-            builder.append_data(&mut header, &rel, io::empty())
-        } else if kind.is_file() {
-            let executable = meta.permissions().mode() & 0o111 != 0;
-            header.set_entry_type(EntryType::Regular);
-            header.set_mode(if executable { 0o755 } else { 0o644 });
-            header.set_size(meta.len());
-            summary.bytes += meta.len();
-            let file = File::open(&full).map_err(walk)?;
-            let mut reader = Exact::new(file, meta.len());
-            // Large reads: the builder copies through a small stack buffer.
-            let buffered = io::BufReader::with_capacity(READ_BUFFER, &mut reader);
-            let result = builder.append_data(&mut header, &rel, buffered);
-            if reader.changed {
-                return Err(Error::Changed { path: full });
-            }
-            if let Some(source) = reader.error.take() {
-                return Err(Error::Walk { path: full, source });
-            }
-            result
-        } else if kind.is_symlink() {
-            let target = fs::read_link(&full).map_err(walk)?;
-            check_link(&rel, &target)?;
-            header.set_entry_type(EntryType::Symlink);
-            header.set_mode(0o777);
-            builder.append_link(&mut header, &rel, &target)
-        } else {
-            return Err(Error::Unsupported {
-                path: full,
-                kind: kind_name(&kind),
-            });
-        };
-        written.map_err(|source| Error::Write { source })?;
-        summary.entries += 1;
+        }
     }
     Ok(summary)
+}
+
+fn fixed_header() -> Header {
+    let mut header = Header::new_gnu();
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_size(0);
+    header
+}
+
+/// Appends the entry `root/rel`; returns whether it is a directory (whose
+/// children the caller walks next).
+fn append<W: Write>(
+    builder: &mut Builder<W>,
+    root: &Path,
+    rel: &Path,
+    summary: &mut Summary,
+) -> Result<bool> {
+    let full = root.join(rel);
+    let walk = |source| Error::Walk {
+        path: full.clone(),
+        source,
+    };
+    let meta = fs::symlink_metadata(&full).map_err(walk)?;
+    let kind = meta.file_type();
+    let mut header = fixed_header();
+    let is_dir = kind.is_dir();
+    let written = if is_dir {
+        header.set_entry_type(EntryType::Directory);
+        header.set_mode(0o755);
+        builder.append_data(&mut header, rel, io::empty())
+    } else if kind.is_file() {
+        let executable = meta.permissions().mode() & 0o111 != 0;
+        header.set_entry_type(EntryType::Regular);
+        header.set_mode(if executable { 0o755 } else { 0o644 });
+        header.set_size(meta.len());
+        summary.bytes += meta.len();
+        let file = File::open(&full).map_err(walk)?;
+        let mut reader = Exact::new(file, meta.len());
+        // Large reads: the builder copies through a small stack buffer.
+        let buffered = io::BufReader::with_capacity(READ_BUFFER, &mut reader);
+        let result = builder.append_data(&mut header, rel, buffered);
+        if reader.changed {
+            return Err(Error::Changed { path: full });
+        }
+        if let Some(source) = reader.error.take() {
+            return Err(Error::Walk { path: full, source });
+        }
+        result
+    } else if kind.is_symlink() {
+        let target = fs::read_link(&full).map_err(walk)?;
+        check_link(rel, &target)?;
+        header.set_entry_type(EntryType::Symlink);
+        header.set_mode(0o777);
+        builder.append_link(&mut header, rel, &target)
+    } else {
+        return Err(Error::Unsupported {
+            path: full,
+            kind: kind_name(&kind),
+        });
+    };
+    written.map_err(|source| Error::Write { source })?;
+    summary.entries += 1;
+    Ok(is_dir)
 }
 
 /// The entries of `root/rel` as paths relative to `root`, sorted by bytes.

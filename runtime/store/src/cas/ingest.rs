@@ -23,6 +23,9 @@ pub(crate) const CHUNK: usize = 256 * 1024;
 /// one being written, a put holds at most `QUEUED + 2` chunks: 1 MiB.
 const QUEUED: usize = 2;
 
+/// Bytes written between background syncs of a large blob.
+const SYNC_EVERY: usize = 32 * 1024 * 1024;
+
 /// Mode of committed blobs: nobody writes a blob in place.
 const BLOB_MODE: u32 = 0o444;
 
@@ -65,9 +68,31 @@ fn copy_hashing(source: &mut impl Read, file: &mut File) -> Result<(Digest, u64)
     thread::scope(|scope| {
         let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(QUEUED);
         let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+        // Flushing as we go: with gigabytes of RAM the kernel would keep a
+        // whole large blob dirty until the commit's fsync, which would then
+        // write all of it while nothing else happens. A third thread syncs
+        // every `SYNC_EVERY` bytes on a second handle, so the disk writes
+        // while this thread hashes and the commit's fsync finds little left.
+        let syncer_file = file.try_clone().ok();
+        let (tick_tx, tick_rx) = mpsc::channel::<()>();
+        if let Some(handle) = syncer_file {
+            scope.spawn(move || {
+                while tick_rx.recv().is_ok() {
+                    while tick_rx.try_recv().is_ok() {} // coalesce
+                    // A failure here shows again in the commit's fsync.
+                    let _ = handle.sync_data();
+                }
+            });
+        }
         let writer = scope.spawn(move || -> io::Result<()> {
+            let mut unsynced = 0;
             for (buf, len) in full_rx {
                 file.write_all(&buf[..len])?;
+                unsynced += len;
+                if unsynced >= SYNC_EVERY {
+                    unsynced = 0;
+                    let _ = tick_tx.send(());
+                }
                 // The reader may already have stopped; the buffer is then freed here.
                 let _ = free_tx.send(buf);
             }
@@ -186,6 +211,41 @@ pub struct BlobWriter {
     buf: Vec<u8>,
     size: u64,
     failed: Option<Error>,
+    /// Bytes written since the last background sync was asked for.
+    unsynced: usize,
+    /// Started once the blob passes `SYNC_EVERY` bytes (see `copy_hashing`).
+    syncer: Option<Syncer>,
+}
+
+/// A thread that syncs a temp file whenever it is ticked.
+#[derive(Debug)]
+struct Syncer {
+    tick: mpsc::Sender<()>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    fn start(file: &File) -> Option<Self> {
+        let handle = file.try_clone().ok()?;
+        let (tick, ticks) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("kiln-blob-sync".into())
+            .spawn(move || {
+                while ticks.recv().is_ok() {
+                    while ticks.try_recv().is_ok() {}
+                    // A failure here shows again in the commit's fsync.
+                    let _ = handle.sync_data();
+                }
+            })
+            .ok()?;
+        Some(Self { tick, thread })
+    }
+
+    /// Stops the thread once its last sync is done.
+    fn stop(self) {
+        drop(self.tick);
+        let _ = self.thread.join();
+    }
 }
 
 impl BlobWriter {
@@ -197,6 +257,8 @@ impl BlobWriter {
             buf: Vec::with_capacity(CHUNK),
             size: 0,
             failed: None,
+            unsynced: 0,
+            syncer: None,
         })
     }
 
@@ -221,6 +283,9 @@ impl BlobWriter {
     pub fn commit(mut self) -> Result<Stored> {
         // A failed drain records its typed error in `failed`.
         let _ = self.drain();
+        if let Some(syncer) = self.syncer.take() {
+            syncer.stop();
+        }
         if let Some(err) = self.failed.take() {
             return Err(err);
         }
@@ -240,7 +305,17 @@ impl BlobWriter {
         }
         self.hasher.update(&self.buf);
         let result = self.temp.file.write_all(&self.buf);
+        self.unsynced += self.buf.len();
         self.buf.clear();
+        if result.is_ok() && self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+            if self.syncer.is_none() {
+                self.syncer = Syncer::start(&self.temp.file);
+            }
+            if let Some(syncer) = &self.syncer {
+                let _ = syncer.tick.send(());
+            }
+        }
         if let Err(source) = result {
             let err = write_error(&self.store.tmp, self.temp.path.clone(), source);
             let io = io_view(&err);

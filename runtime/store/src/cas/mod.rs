@@ -4,8 +4,9 @@
 //! Guarantees:
 //! - **One pass, bounded memory.** [`BlobStore::put_reader`] hashes while it
 //!   copies, through a few 256 KiB buffers, whatever the blob's size; the
-//!   hashing and the writing run on two threads so a large ingest costs about
-//!   as much as hashing alone.
+//!   hashing and the writing run on two threads, and a third syncs the temp
+//!   file every 32 MiB, so a large ingest costs about max(hash, disk write)
+//!   instead of hash + a final flush of the whole blob.
 //! - **Atomic, durable commits.** Bytes go to a temp file in `tmp/`, which is
 //!   fsynced, made read-only (0444) and renamed into `objects/`, then the
 //!   directory is fsynced. A blob under `objects/` is therefore always
@@ -46,7 +47,7 @@ use std::path::{Path, PathBuf};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use ingest::BlobWriter;
-pub use reader::BlobReader;
+pub use reader::{BlobReader, export_reader};
 pub use verify::{Unreadable, VerifyReport};
 
 use error::Result as R;
@@ -146,6 +147,41 @@ impl BlobStore {
             source,
         })?;
         self.put_reader(file)
+    }
+
+    /// Stores the file at `path` like [`BlobStore::put_file`], unless its
+    /// content is already stored. `maybe_stored(size)` says whether a blob
+    /// of that size might be (the run database knows the sizes of what it
+    /// indexed): only then is the file hashed first, read-only, and a hit
+    /// writes nothing at all — not even a temp file. A miss costs that one
+    /// extra read; files of a size nothing has are copied in one pass.
+    pub fn put_file_dedup(&self, path: &Path, maybe_stored: impl FnOnce(u64) -> bool) -> R<Stored> {
+        let size = fs::metadata(path)
+            .map_err(|source| Error::SourceFile {
+                path: path.to_owned(),
+                source,
+            })?
+            .len();
+        if maybe_stored(size) {
+            let mut buf = vec![0u8; ingest::CHUNK];
+            let (digest, hashed) =
+                verify::hash_file(path, &mut buf).map_err(|source| Error::SourceFile {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            let stored = fs::symlink_metadata(self.object_path(&digest))
+                .is_ok_and(|m| m.is_file() && m.len() == hashed);
+            if stored {
+                return Ok(Stored {
+                    blob: Blob {
+                        digest,
+                        size: hashed,
+                    },
+                    new: false,
+                });
+            }
+        }
+        self.put_file(path)
     }
 
     /// A writer for producers that push bytes (such as an archive being

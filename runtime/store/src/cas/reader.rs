@@ -128,7 +128,12 @@ impl Read for BlobReader {
 }
 
 pub(crate) fn export(store: &BlobStore, digest: &Digest, dest: &Path) -> Result<Blob> {
-    let mut reader = store.open_blob(digest)?;
+    export_reader(store.open_blob(digest)?, dest)
+}
+
+/// [`BlobStore::export`] of a blob already opened.
+pub fn export_reader(mut reader: BlobReader, dest: &Path) -> Result<Blob> {
+    let digest = *reader.digest();
     let dir = match dest.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -157,7 +162,7 @@ pub(crate) fn export(store: &BlobStore, digest: &Digest, dest: &Path) -> Result<
     }
     sync_dir(dir).map_err(|e| write(dir, e))?;
     Ok(Blob {
-        digest: *digest,
+        digest,
         size: reader.size(),
     })
 }

@@ -89,7 +89,7 @@ pub(crate) fn verify_all(objects: &Path, index: &HashSet<Digest>) -> Result<Veri
     Ok(report)
 }
 
-fn hash_file(path: &Path, buf: &mut [u8]) -> io::Result<(Digest, u64)> {
+pub(crate) fn hash_file(path: &Path, buf: &mut [u8]) -> io::Result<(Digest, u64)> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     let mut size = 0;

@@ -97,6 +97,41 @@ fn empty_blob_round_trips() {
 }
 
 #[test]
+fn a_known_file_is_deduplicated_without_touching_tmp() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(dir.path()).unwrap();
+    let file = dir.path().join("app");
+    fs::write(&file, vec![7u8; 600_000]).unwrap();
+    let first = store.put_file(&file).unwrap();
+    // With `tmp/` replaced by a plain file, any write would fail: the
+    // deduplicated put must not need one.
+    fs::remove_dir(dir.path().join("tmp")).unwrap();
+    fs::write(dir.path().join("tmp"), "").unwrap();
+    let again = store.put_file_dedup(&file, |size| size == 600_000).unwrap();
+    assert_eq!(
+        again,
+        Stored {
+            blob: first.blob,
+            new: false
+        }
+    );
+    // Without the size hint it copies, which now fails: proof the hinted
+    // put above wrote nothing.
+    let err = store.put_file_dedup(&file, |_| false).unwrap_err();
+    assert!(
+        matches!(err, kiln_store::cas::Error::Write { .. }),
+        "{err:?}"
+    );
+    // A hinted size whose content is new falls back to the copy.
+    fs::write(&file, vec![8u8; 600_000]).unwrap();
+    let err = store.put_file_dedup(&file, |_| true).unwrap_err();
+    assert!(
+        matches!(err, kiln_store::cas::Error::Write { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn second_put_of_same_content_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open(dir.path()).unwrap();

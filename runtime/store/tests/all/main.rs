@@ -3,6 +3,6 @@
 
 mod archive;
 mod archive_hostile;
+mod artifacts;
 mod cas;
 mod cas_disk_full;
-mod cas_memory;
