@@ -176,22 +176,29 @@ fn consume(
     let started = Instant::now();
     let mut finished = false;
     while let Ok(first) = rx.recv() {
-        // Whatever queued up while we waited is recorded in one commit.
+        // Whatever queued up while we waited is recorded in one commit, and
+        // only then shown: the record and logs must be complete even if the
+        // reporter's pipe is gone, and a reader blocking our stdout must not
+        // hold the database's write lock.
+        let burst: Vec<Message> = std::iter::once(first)
+            .chain(rx.try_iter().take(MAX_BATCH))
+            .collect();
         recorder.begin_batch();
-        let burst = std::iter::once(first).chain(rx.try_iter().take(MAX_BATCH));
+        for message in &burst {
+            if let Message::Event(event) = message {
+                recorder.record(event);
+            }
+        }
+        recorder.commit_batch();
         for message in burst {
             match message {
                 Message::Event(event) => {
-                    // Record first: if the reporter's pipe is gone, the record
-                    // and logs must still be complete.
-                    recorder.record(&event);
                     reporter.report(&event);
                     finished |= matches!(*event, Event::RunFinished { .. });
                 }
                 Message::Notice(text) => reporter.notice(&text),
             }
         }
-        recorder.commit_batch();
     }
     if !finished {
         reporter.close();

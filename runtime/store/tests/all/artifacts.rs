@@ -4,7 +4,7 @@
 use std::fs;
 use std::time::Duration;
 
-use kiln_store::artifacts::retention::{Drop, Keep, Policy, Subject};
+use kiln_store::artifacts::retention::{Drop, Keep, ORPHAN_GRACE, Policy, Subject};
 use kiln_store::artifacts::{Artifacts, Error, Kind};
 use kiln_store::{RunStatus, Store};
 
@@ -227,6 +227,16 @@ fn an_orphaned_blob_is_collected_and_verify_names_users_of_a_missing_one() {
     let orphan = store.blobs().put_reader(&b"left over"[..]).unwrap().blob;
     let found = store.verify().unwrap();
     assert_eq!(found.report.orphaned, [orphan.digest]);
+    // Fresh, it may be an upload about to index it: kept.
+    let plan = store.gc(&Policy::default(), false).unwrap();
+    assert_eq!(plan.blobs, []);
+    assert!(store.blobs().contains(&orphan.digest));
+    // Past the grace it is a left-over: collected.
+    let written = std::time::SystemTime::now() - ORPHAN_GRACE - Duration::from_secs(1);
+    std::fs::File::open(store.blobs().object_path(&orphan.digest))
+        .unwrap()
+        .set_modified(written)
+        .unwrap();
     let plan = store.gc(&Policy::default(), false).unwrap();
     assert_eq!(plan.blobs.len(), 1);
     assert_eq!(plan.blobs[0].0, orphan.digest);

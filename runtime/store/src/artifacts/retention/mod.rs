@@ -8,7 +8,8 @@
 //! exceed `max-size`, the least recently used entries. Never removed, by
 //! any policy: entries whose blob is pinned, artifacts of a live run, and
 //! entries whose blobs a live run references (it downloaded them). A blob
-//! is deleted when nothing kept, pinned or live refers to it.
+//! is deleted when nothing kept, pinned or live refers to it; a blob no
+//! entry ever named is deleted once it is older than [`ORPHAN_GRACE`].
 //!
 //! [`Artifacts::gc`] computes the plan and carries it out inside one
 //! SQLite write transaction, so no download or upload can interleave (see
@@ -166,6 +167,22 @@ struct Candidate {
     digests: Vec<(Digest, u64)>,
 }
 
+/// How long an unindexed blob is left alone: an upload commits its blob,
+/// then indexes it in a second transaction, and a gc in between must not
+/// take the new blob for a left-over (as git's `gc.pruneExpire` protects
+/// fresh loose objects).
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(10 * 60);
+
+/// Whether blob `digest` was written within [`ORPHAN_GRACE`]. A blob whose
+/// age cannot be read counts as fresh: keeping it is the safe side.
+fn is_fresh(blobs: &crate::cas::BlobStore, digest: &Digest) -> bool {
+    std::fs::symlink_metadata(blobs.object_path(digest))
+        .and_then(|m| m.modified())
+        .map_or(true, |written| {
+            written.elapsed().map_or(true, |age| age < ORPHAN_GRACE)
+        })
+}
+
 impl Artifacts {
     /// Applies `policy`: computes the plan and, unless `dry_run`, removes
     /// the dropped entries and deletes the blobs nothing needs any more,
@@ -221,6 +238,11 @@ impl Artifacts {
             }
             let why = if indexed.contains(&blob.digest) {
                 BlobDrop::Unreferenced
+            } else if is_fresh(&self.blobs, &blob.digest) {
+                // Committed by an upload that has not indexed it yet (it
+                // does so right after, under the write lock we hold).
+                plan.kept_bytes += blob.size;
+                continue;
             } else {
                 BlobDrop::Orphaned
             };
