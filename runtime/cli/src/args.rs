@@ -28,6 +28,9 @@ pub(crate) enum Command {
     /// Inspect recorded runs
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Install, list, inspect, remove and verify plugins
+    #[command(subcommand)]
+    Plugin(crate::command::plugin::PluginCommand),
 }
 
 /// Selects the pipeline file.
@@ -47,6 +50,9 @@ pub(crate) struct ValidateArgs {
     /// Set a variable for `${VAR}` interpolation (repeatable)
     #[arg(long = "var", value_name = "K=V", value_parser = parse_pair)]
     pub vars: Vec<(String, String)>,
+    /// Also resolve every plugin and require it to match kiln.lock exactly
+    #[arg(long)]
+    pub locked: bool,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +105,9 @@ pub(crate) struct RunArgs {
     /// After Ctrl-C, how long steps get to exit after SIGTERM before SIGKILL
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Option<Duration>,
+    /// Refuse plugins that kiln.lock does not pin, or that resolve to other content
+    #[arg(long)]
+    pub locked: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -208,13 +208,17 @@ impl<'a> Resolver<'a> {
                 })));
             }
         };
+        if matches!(reference, Reference::Https { .. } | Reference::Oci(_)) {
+            self.store.record(&key, component.installed())?;
+        }
         Ok((component, change))
     }
 
     /// Reads `reference` from its source now, ignoring any lockfile:
     /// checks it is WebAssembly and matches every digest the reference or
-    /// the registry names. Remote components are put into the store and
-    /// recorded in its index.
+    /// the registry names. Remote components are put into the store (not
+    /// yet into its index: [`Resolver::install`] and an accepted
+    /// [`Resolver::resolve`] do that).
     pub fn fetch(&self, reference: &Reference) -> Result<Component> {
         let component = match reference {
             Reference::Local { path } => {
@@ -284,25 +288,17 @@ impl<'a> Resolver<'a> {
                 component
             }
         };
-        if matches!(reference, Reference::Https { .. } | Reference::Oci(_)) {
-            self.store
-                .record(&reference.to_string(), component.installed())?;
-        }
         Ok(component)
     }
 
-    /// [`Resolver::fetch`], and for local and bundled plugins also a copy
-    /// in the store and its index (`kiln plugin install ./x.wasm`).
+    /// [`Resolver::fetch`], then the component is stored (local and
+    /// bundled ones too) and recorded in the store's index as what
+    /// `reference` is installed as (`kiln plugin install`).
     pub fn install(&self, reference: &Reference) -> Result<Component> {
         let component = self.fetch(reference)?;
-        if matches!(
-            reference,
-            Reference::Local { .. } | Reference::Bundled { .. }
-        ) {
-            self.store.put(&component.bytes)?;
-            self.store
-                .record(&reference.to_string(), component.installed())?;
-        }
+        self.store.put(&component.bytes)?;
+        self.store
+            .record(&reference.to_string(), component.installed())?;
         Ok(component)
     }
 

@@ -1,17 +1,45 @@
 //! `kiln validate`: every problem in a pipeline file, or a one-line summary.
 
+use kiln_pipeline::{LoadError, SourceFile};
+
 use crate::args::ValidateArgs;
 use crate::diagnostics;
 use crate::error::{CliError, EXIT_INVALID};
 use crate::locate;
 use crate::style::{self, Palette};
 
-/// Runs `kiln validate`.
+/// Runs `kiln validate`. Plugin references are always checked as syntax;
+/// with `--locked` each is also resolved and compared with kiln.lock.
 pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
     let located = locate::pipeline(args.file.file.as_deref())?;
     let (source, loaded) = super::load(&located, &args.vars)?;
+    let loaded = loaded.and_then(|loaded| {
+        let mut problems = super::plugin::pipeline::check(&loaded.plan, &source);
+        if problems.is_empty() && args.locked {
+            match super::plugin::pipeline::resolve(
+                &loaded.plan,
+                &source,
+                &located,
+                kiln_fetch::Mode::Locked,
+            ) {
+                Ok(_) => {}
+                Err(CliError::Load(err)) => problems = err.diagnostics,
+                Err(other) => return Ok(Err(other)),
+            }
+        }
+        if problems.is_empty() {
+            return Ok(Ok(loaded));
+        }
+        let mut diagnostics = loaded.warnings;
+        diagnostics.extend(problems);
+        diagnostics.sort_by_key(|d| d.span.start);
+        Err(LoadError {
+            source_file: source.clone(),
+            diagnostics,
+        })
+    });
     match loaded {
-        Ok(loaded) => {
+        Ok(Ok(loaded)) => {
             if args.json {
                 println!("{}", diagnostics::json(&source, &loaded.warnings));
             } else {
@@ -19,22 +47,27 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
                     "{}",
                     diagnostics::render(&source, &loaded.warnings, Palette::stderr())
                 );
-                let palette = Palette::stdout();
-                let (jobs, levels) = (loaded.plan.jobs.len(), loaded.plan.levels.len());
-                println!(
-                    "{} {}: {jobs} {}, {levels} {}",
-                    palette.paint(style::good(), "✓"),
-                    source.name,
-                    if jobs == 1 { "job" } else { "jobs" },
-                    if levels == 1 { "level" } else { "levels" },
-                );
+                summary(&source, &loaded.plan);
             }
             Ok(0)
         }
+        Ok(Err(other)) => Err(other),
         Err(err) if args.json => {
             println!("{}", diagnostics::json(&source, &err.diagnostics));
             Ok(EXIT_INVALID)
         }
         Err(err) => Err(CliError::Load(err)),
     }
+}
+
+fn summary(source: &SourceFile, plan: &kiln_pipeline::Plan) {
+    let palette = Palette::stdout();
+    let (jobs, levels) = (plan.jobs.len(), plan.levels.len());
+    println!(
+        "{} {}: {jobs} {}, {levels} {}",
+        palette.paint(style::good(), "✓"),
+        source.name,
+        if jobs == 1 { "job" } else { "jobs" },
+        if levels == 1 { "level" } else { "levels" },
+    );
 }
