@@ -4,6 +4,8 @@ mod validate;
 mod conditions;
 mod diagnostics;
 mod plan;
+mod plugins;
+mod registry;
 mod retries;
 mod run;
 mod runs;

@@ -251,8 +251,7 @@ impl<'a> Resolver<'a> {
             }
             Reference::Https { url, digest } => {
                 let origin = origin("https", url.clone());
-                if self.store.contains(digest) {
-                    let bytes = self.store.read(digest)?;
+                if let Some(bytes) = self.intact(digest)? {
                     self.component(reference, bytes.into(), origin)?
                 } else {
                     let bytes = crate::http::fetch_component(self.client, url)?;
@@ -271,10 +270,18 @@ impl<'a> Resolver<'a> {
                 }
             }
             Reference::Oci(oci) => {
-                let pulled = crate::oci::pull(self.client, oci, |d| self.store.contains(d))?;
+                // A stored layer is not downloaded again, unless it is damaged.
+                let stored = std::cell::RefCell::new(None);
+                let pulled = crate::oci::pull(self.client, oci, |d| match self.intact(d) {
+                    Ok(Some(bytes)) => {
+                        *stored.borrow_mut() = Some(bytes);
+                        true
+                    }
+                    _ => false,
+                })?;
                 let bytes = match pulled.bytes {
                     Some(bytes) => bytes,
-                    None => self.store.read(&pulled.layer)?,
+                    None => stored.take().expect("`have` kept the stored bytes"),
                 };
                 let mut origin = origin(
                     "oci",
@@ -300,6 +307,19 @@ impl<'a> Resolver<'a> {
         self.store
             .record(&reference.to_string(), component.installed())?;
         Ok(component)
+    }
+
+    /// The stored blob `digest` if it is present and intact; a damaged one
+    /// counts as absent (the caller downloads and so repairs it).
+    fn intact(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        if !self.store.contains(digest) {
+            return Ok(None);
+        }
+        match self.store.read(digest) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::Corrupt { .. } | Error::MissingBlob { .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     fn stored(&self, reference: &Reference, pin: &Pin) -> Result<Component> {
