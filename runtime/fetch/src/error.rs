@@ -40,7 +40,7 @@ pub enum Error {
     /// No bundled plugin has this name and major version.
     #[error(
         "`kiln/{name}@{major}` is not bundled with this kiln; \
-         `kiln plugin list --bundled` shows the bundled plugins"
+         check the name and major version (docs/plugins.md lists the bundled plugins)"
     )]
     NotBundled {
         /// The plugin name.

@@ -186,7 +186,7 @@ fn a_bundled_plugin_is_pinned_with_its_version() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "`kiln/render@2` is not bundled with this kiln; `kiln plugin list --bundled` shows the bundled plugins"
+        "`kiln/render@2` is not bundled with this kiln; check the name and major version (docs/plugins.md lists the bundled plugins)"
     );
 }
 
