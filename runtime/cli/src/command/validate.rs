@@ -1,6 +1,6 @@
 //! `kiln validate`: every problem in a pipeline file, or a one-line summary.
 
-use kiln_pipeline::{LoadError, SourceFile};
+use kiln_pipeline::{LoadError, Loaded, SourceFile};
 
 use crate::args::ValidateArgs;
 use crate::diagnostics;
@@ -13,33 +13,12 @@ use crate::style::{self, Palette};
 pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
     let located = locate::pipeline(args.file.file.as_deref())?;
     let (source, loaded) = super::load(&located, &args.vars)?;
-    let loaded = loaded.and_then(|loaded| {
-        let mut problems = super::plugin::pipeline::check(&loaded.plan, &source);
-        if problems.is_empty() && args.locked {
-            match super::plugin::pipeline::resolve(
-                &loaded.plan,
-                &source,
-                &located,
-                kiln_fetch::Mode::Locked,
-            ) {
-                Ok(_) => {}
-                Err(CliError::Load(err)) => problems = err.diagnostics,
-                Err(other) => return Ok(Err(other)),
-            }
-        }
-        if problems.is_empty() {
-            return Ok(Ok(loaded));
-        }
-        let mut diagnostics = loaded.warnings;
-        diagnostics.extend(problems);
-        diagnostics.sort_by_key(|d| d.span.start);
-        Err(LoadError {
-            source_file: source.clone(),
-            diagnostics,
-        })
-    });
+    let loaded = match loaded {
+        Ok(loaded) => with_plugin_checks(loaded, &source, &located, args.locked)?,
+        Err(err) => Err(err),
+    };
     match loaded {
-        Ok(Ok(loaded)) => {
+        Ok(loaded) => {
             if args.json {
                 println!("{}", diagnostics::json(&source, &loaded.warnings));
             } else {
@@ -51,13 +30,41 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
             }
             Ok(0)
         }
-        Ok(Err(other)) => Err(other),
         Err(err) if args.json => {
             println!("{}", diagnostics::json(&source, &err.diagnostics));
             Ok(EXIT_INVALID)
         }
         Err(err) => Err(CliError::Load(err)),
     }
+}
+
+/// Adds the plugin checks to a loaded pipeline: reference syntax always,
+/// and with `--locked` every reference resolved against kiln.lock.
+fn with_plugin_checks(
+    loaded: Loaded,
+    source: &SourceFile,
+    located: &locate::Located,
+    locked: bool,
+) -> Result<Result<Loaded, LoadError>, CliError> {
+    let mut problems = super::plugin::pipeline::check(&loaded.plan, source);
+    if problems.is_empty() && locked {
+        let mode = kiln_fetch::Mode::Locked;
+        match super::plugin::pipeline::resolve(&loaded.plan, source, located, mode) {
+            Ok(_) => {}
+            Err(CliError::Load(err)) => problems = err.diagnostics,
+            Err(other) => return Err(other),
+        }
+    }
+    if problems.is_empty() {
+        return Ok(Ok(loaded));
+    }
+    let mut diagnostics = loaded.warnings;
+    diagnostics.extend(problems);
+    diagnostics.sort_by_key(|d| d.span.start);
+    Ok(Err(LoadError {
+        source_file: source.clone(),
+        diagnostics,
+    }))
 }
 
 fn summary(source: &SourceFile, plan: &kiln_pipeline::Plan) {
