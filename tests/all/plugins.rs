@@ -267,6 +267,38 @@ fn a_missing_repository_or_tag_is_explained() {
         ));
 }
 
+/// `kiln:hunter2`, bcrypt (cost 4, so the registry checks it quickly).
+const HTPASSWD: &str = "kiln:$2b$04$0vdioZdNt0Y5A0Y/RvKoCebL/0uMnPwpi6IEv4HAeaEziChyFOU.S\n";
+
+#[test]
+fn a_private_registry_uses_docker_login_credentials() {
+    let registry = Registry::start_with_users(HTPASSWD);
+    let reference = registry.reference("acme/private:1");
+    let kiln = case(&reference);
+    kiln.run_with(["plugin", "push", "a.wasm", &reference])
+        .code(2)
+        .stderr_is(&format!(
+            "error: registry `{addr}` refused access to `acme/private` (HTTP 401); \
+             log in with `docker login {addr}` (kiln reads `~/.docker/config.json`)\n",
+            addr = registry.addr
+        ));
+    // What `docker login` writes: base64 of `kiln:hunter2`.
+    let kiln = kiln.file(
+        "docker/config.json",
+        &format!(
+            r#"{{"auths": {{"{}": {{"auth": "a2lsbjpodW50ZXIy"}}}}}}"#,
+            registry.addr
+        ),
+    );
+    let docker = kiln.path("docker");
+    let kiln = kiln.env("DOCKER_CONFIG", docker.to_str().expect("utf-8"));
+    push(&kiln, "a.wasm", &reference);
+    kiln.run_with(["plugin", "install", &reference])
+        .code(0)
+        .stdout_has("pinned in kiln.lock\n");
+    kiln.run_with(["validate", "--locked"]).code(0);
+}
+
 /// Serves `body` once over plain HTTP on loopback.
 fn serve_once(body: &'static str) -> (String, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

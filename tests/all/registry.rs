@@ -20,8 +20,18 @@ pub struct Registry {
 const BINARY: &str = "/usr/bin/docker-registry";
 
 impl Registry {
-    /// Starts a registry and waits until it answers `GET /v2/`.
+    /// Starts an anonymous registry and waits until it answers `GET /v2/`.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts a registry that requires `Basic` auth for the users of the
+    /// `htpasswd` file content given (bcrypt hashes).
+    pub fn start_with_users(htpasswd: &str) -> Self {
+        Self::start_with(Some(htpasswd))
+    }
+
+    fn start_with(htpasswd: Option<&str>) -> Self {
         assert!(
             Path::new(BINARY).is_file(),
             "{BINARY} is missing: install Debian's `docker-registry` package (`.ci/run` does)"
@@ -34,16 +44,21 @@ impl Registry {
             .port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .expect("write registry config");
+        let mut text = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        );
+        if let Some(users) = htpasswd {
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, users).expect("write htpasswd");
+            text.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
+                file.display()
+            ));
+        }
+        std::fs::write(&config, text).expect("write registry config");
         let child = Command::new(BINARY)
             .arg("serve")
             .arg(&config)
@@ -63,7 +78,9 @@ impl Registry {
             if let Some(status) = self.child.try_wait().expect("registry status") {
                 panic!("docker-registry exited before it was ready: {status}");
             }
-            if self.get("/v2/").starts_with("HTTP/1.1 200") {
+            let answer = self.get("/v2/");
+            // 401: up, and asking for the credentials it was configured with.
+            if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.1 401") {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
