@@ -361,6 +361,10 @@ fn a_changed_local_plugin_is_visible_in_the_lock() {
         sha(A.as_bytes())
     ));
     kiln.run_with(["run", "--locked"]).code(0);
+    assert!(
+        !kiln.path("home").exists(),
+        "a pipeline of local plugins does not touch the plugin store"
+    );
     std::fs::write(kiln.path("a.wasm"), B).expect("rebuild the plugin");
     let diagnostic = locked_diagnostic(&kiln);
     assert_eq!(

@@ -128,7 +128,7 @@ pub enum LockChange {
 
 /// Resolves references for one workspace.
 pub struct Resolver<'a> {
-    store: &'a PluginStore,
+    store: Option<&'a PluginStore>,
     client: &'a Client,
     bundled: &'a dyn BundledPlugins,
     base: PathBuf,
@@ -144,11 +144,28 @@ impl<'a> Resolver<'a> {
         base: &Path,
     ) -> Self {
         Self {
-            store,
+            store: Some(store),
             client,
             bundled,
             base: base.to_owned(),
         }
+    }
+
+    /// A resolver for pipelines whose references are all local files or
+    /// bundled plugins: it never opens (or creates) the user plugin store,
+    /// so it works where there is no home directory. A remote reference is
+    /// then [`Error::NoHome`].
+    pub fn without_store(client: &'a Client, bundled: &'a dyn BundledPlugins, base: &Path) -> Self {
+        Self {
+            store: None,
+            client,
+            bundled,
+            base: base.to_owned(),
+        }
+    }
+
+    fn store(&self) -> Result<&'a PluginStore> {
+        self.store.ok_or(Error::NoHome)
     }
 
     /// Resolves `reference` against `lock` under `mode`, verifying every
@@ -168,7 +185,7 @@ impl<'a> Resolver<'a> {
         let pinned = lock.get(&key).cloned();
         if let Some(pin) = &pinned
             && trusts_pin(reference, pin, mode)
-            && self.store.contains(&pin.digest)
+            && self.store.is_some_and(|store| store.contains(&pin.digest))
         {
             return Ok((self.stored(reference, pin)?, LockChange::None));
         }
@@ -209,7 +226,7 @@ impl<'a> Resolver<'a> {
             }
         };
         if matches!(reference, Reference::Https { .. } | Reference::Oci(_)) {
-            self.store.record(&key, component.installed())?;
+            self.store()?.record(&key, component.installed())?;
         }
         Ok((component, change))
     }
@@ -265,7 +282,7 @@ impl<'a> Resolver<'a> {
                         });
                     }
                     let component = self.component(reference, bytes.into(), origin)?;
-                    self.store.put(&component.bytes)?;
+                    self.store()?.put(&component.bytes)?;
                     component
                 }
             }
@@ -291,7 +308,7 @@ impl<'a> Resolver<'a> {
                 origin.media_type = Some(pulled.media_type);
                 origin.manifest = Some(pulled.manifest);
                 let component = self.component(reference, bytes.into(), origin)?;
-                self.store.put(&component.bytes)?;
+                self.store()?.put(&component.bytes)?;
                 component
             }
         };
@@ -303,8 +320,8 @@ impl<'a> Resolver<'a> {
     /// `reference` is installed as (`kiln plugin install`).
     pub fn install(&self, reference: &Reference) -> Result<Component> {
         let component = self.fetch(reference)?;
-        self.store.put(&component.bytes)?;
-        self.store
+        self.store()?.put(&component.bytes)?;
+        self.store()?
             .record(&reference.to_string(), component.installed())?;
         Ok(component)
     }
@@ -312,10 +329,11 @@ impl<'a> Resolver<'a> {
     /// The stored blob `digest` if it is present and intact; a damaged one
     /// counts as absent (the caller downloads and so repairs it).
     fn intact(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
-        if !self.store.contains(digest) {
+        let store = self.store()?;
+        if !store.contains(digest) {
             return Ok(None);
         }
-        match self.store.read(digest) {
+        match store.read(digest) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(Error::Corrupt { .. } | Error::MissingBlob { .. }) => Ok(None),
             Err(other) => Err(other),
@@ -323,11 +341,12 @@ impl<'a> Resolver<'a> {
     }
 
     fn stored(&self, reference: &Reference, pin: &Pin) -> Result<Component> {
-        let bytes = self.store.read(&pin.digest)?;
-        let indexed = self.store.installed()?.remove(&reference.to_string());
+        let bytes = self.store()?.read(&pin.digest)?;
         let mut origin = origin(reference.source_kind(), reference.to_string());
-        if let Some(entry) = indexed.filter(|e| e.digest == pin.digest) {
-            origin.media_type = entry.media_type;
+        // Only Wasm layers are ever accepted from a registry; no need to
+        // read the index for it.
+        if let Reference::Oci(_) = reference {
+            origin.media_type = Some(crate::oci::WASM_LAYER_MEDIA_TYPE.to_owned());
         }
         origin.manifest = pin.manifest;
         origin.version = pin.version.clone();

@@ -322,3 +322,33 @@ fn wasm_kinds() {
         "`\\x1f\\x8b\\x08\\x00\\x00\\x00\\x00\\x00`"
     );
 }
+
+#[test]
+fn without_a_store_local_and_bundled_plugins_still_resolve() {
+    let f = fixture();
+    std::fs::write(f.dir.path().join("a.wasm"), COMPONENT).unwrap();
+    let resolver = Resolver::without_store(&f.client, &fake_bundle, f.dir.path());
+    let mut lock = f.lock();
+    for text in ["./a.wasm", "kiln/render@1"] {
+        let reference = Reference::parse(text).unwrap();
+        let (component, change) = resolver
+            .resolve(&reference, &mut lock, Mode::Update)
+            .unwrap();
+        assert_eq!(
+            (component.digest, change),
+            (sha(COMPONENT), LockChange::Pinned)
+        );
+    }
+    let remote = Reference::parse(&format!(
+        "https://h.example/a.wasm#sha256={}",
+        sha(COMPONENT)
+    ))
+    .unwrap();
+    assert_eq!(
+        resolver
+            .resolve(&remote, &mut lock, Mode::Update)
+            .unwrap_err()
+            .to_string(),
+        "cannot place the plugin store: set `KILN_HOME` (or `XDG_DATA_HOME`, or `HOME`)"
+    );
+}

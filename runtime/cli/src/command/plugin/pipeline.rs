@@ -71,9 +71,24 @@ pub(crate) fn resolve(
     if steps.is_empty() || !diagnostics.is_empty() {
         return finish(source, diagnostics).map(|()| Components::new());
     }
-    let store = super::open_store()?;
+    // Local files and bundled plugins need no store: a pipeline that uses
+    // only those works without a home directory and creates nothing there.
+    let remote = steps.iter().any(|(text, _)| {
+        matches!(
+            Reference::parse(text),
+            Ok(Reference::Https { .. } | Reference::Oci(_))
+        )
+    });
+    let store = if remote {
+        Some(super::open_store()?)
+    } else {
+        None
+    };
     let client = kiln_fetch::Client::new();
-    let resolver = Resolver::new(&store, &client, super::bundled(), &located.workspace);
+    let resolver = match &store {
+        Some(store) => Resolver::new(store, &client, super::bundled(), &located.workspace),
+        None => Resolver::without_store(&client, super::bundled(), &located.workspace),
+    };
     let mut lock = Lockfile::load(&lock_path(located))?;
     let mut components = Components::new();
     let mut notices = Vec::new();
