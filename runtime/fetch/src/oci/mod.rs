@@ -411,7 +411,9 @@ impl<'a> Session<'a> {
             &mut response,
             &url,
             layer.size.min(MAX_COMPONENT),
-            "component",
+            // A registry sending more than the manifest declared is lying
+            // about one of the two; stop reading at the declared size.
+            "layer of the size its manifest declares",
         )?;
         let actual = sha256(&bytes);
         if actual != digest {

@@ -81,3 +81,98 @@ fn other_artifacts_are_named_for_what_they_are() {
          (expected value at line 1 column 1)"
     );
 }
+
+/// A fake registry for what a real one will not do (lie about sizes):
+/// answers each request from `routes` (path → content type, body), then
+/// closes. Everything else is tested against `docker-registry` in
+/// `tests/all/plugins.rs`.
+fn lying_registry(
+    routes: Vec<(String, &'static str, Vec<u8>)>,
+) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = std::thread::spawn(move || {
+        for _ in 0..routes.len() {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let path = request.split(' ').nth(1).unwrap_or("");
+            let (_, content_type, body) = routes
+                .iter()
+                .find(|(p, _, _)| p == path)
+                .expect("known path");
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .unwrap();
+            stream.write_all(body).unwrap();
+        }
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_layer_longer_than_its_manifest_says_is_refused() {
+    let layer = b"\0asm\x0d\0\x01\0".to_vec();
+    let digest = sha256(&layer);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": WASM_CONFIG_MEDIA_TYPE, "digest": format!("sha256:{}", "b".repeat(64)), "size": 2},
+        "layers": [{"mediaType": WASM_LAYER_MEDIA_TYPE, "digest": format!("sha256:{digest}"), "size": 4}],
+    }))
+    .unwrap();
+    let (addr, server) = lying_registry(vec![
+        ("/v2/a/manifests/1".into(), MANIFEST_MEDIA_TYPE, manifest),
+        (
+            format!("/v2/a/blobs/sha256:{digest}"),
+            "application/octet-stream",
+            layer,
+        ),
+    ]);
+    let oci = match crate::Reference::parse(&format!("oci://{addr}/a:1")).unwrap() {
+        crate::Reference::Oci(oci) => oci,
+        _ => unreachable!(),
+    };
+    let err = pull(&Client::new(), &oci, |_| false).unwrap_err();
+    server.join().unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`http://{addr}/v2/a/blobs/sha256:{digest}` is larger than 4 bytes, \
+             the most kiln downloads for one layer of the size its manifest declares"
+        )
+    );
+}
+
+#[test]
+fn a_manifest_that_does_not_hash_to_its_digest_is_refused() {
+    let manifest = b"{}".to_vec();
+    let claimed = "c".repeat(64);
+    let (addr, server) = lying_registry(vec![(
+        format!("/v2/a/manifests/sha256:{claimed}"),
+        MANIFEST_MEDIA_TYPE,
+        manifest.clone(),
+    )]);
+    let oci = match crate::Reference::parse(&format!("oci://{addr}/a@sha256:{claimed}")).unwrap() {
+        crate::Reference::Oci(oci) => oci,
+        _ => unreachable!(),
+    };
+    let err = pull(&Client::new(), &oci, |_| false).unwrap_err();
+    server.join().unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`oci://{addr}/a@sha256:{claimed}`: the manifest hashes to `sha256:{}`, but `sha256:{claimed}` was required; \
+             it was not stored and will not run",
+            sha256(&manifest)
+        )
+    );
+}

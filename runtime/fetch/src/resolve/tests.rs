@@ -352,3 +352,36 @@ fn without_a_store_local_and_bundled_plugins_still_resolve() {
         "cannot place the plugin store: set `KILN_HOME` (or `XDG_DATA_HOME`, or `HOME`)"
     );
 }
+
+#[test]
+fn a_download_announced_too_large_is_refused_before_reading() {
+    let f = fixture();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+            line.clear();
+        }
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            crate::MAX_COMPONENT + 1
+        );
+    });
+    let reference =
+        Reference::parse(&format!("http://{addr}/big.wasm#sha256={}", sha(COMPONENT))).unwrap();
+    let err = f
+        .resolver()
+        .resolve(&reference, &mut f.lock(), Mode::Update)
+        .unwrap_err();
+    server.join().unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`http://{addr}/big.wasm` is larger than 268435456 bytes, the most kiln downloads for one component"
+        )
+    );
+}
