@@ -443,3 +443,67 @@ fn a_plugin_pulled_from_the_registry_runs_and_is_pinned() {
         .stderr_has(&format!("pinned `{reference}` to sha256:"));
     kiln.run_with(["run", "--locked"]).code(0);
 }
+
+#[test]
+fn inspect_shows_what_kiln_knows_without_running_the_plugin() {
+    let kiln = case("./a.wasm");
+    kiln.run_with(["plugin", "list"])
+        .code(0)
+        .stdout_is(&format!(
+            "no plugins installed in `{}`\n",
+            kiln.path("home/plugins").display()
+        ));
+    let hex = sha(A.as_bytes());
+    let out = kiln.run_with(["plugin", "inspect", "./a.wasm"]);
+    out.code(0);
+    let facts: Vec<&str> = out.stdout.lines().take(7).collect();
+    assert_eq!(
+        facts,
+        [
+            "reference   ./a.wasm".to_owned(),
+            format!("digest      sha256:{hex}"),
+            "size        8 B".to_owned(),
+            "kind        component".to_owned(),
+            format!("source      local ({})", kiln.path("./a.wasm").display()),
+            "installed   no".to_owned(),
+            "pinned      no (kiln.lock)".to_owned(),
+        ]
+    );
+    kiln.run_with(["plugin", "install", "./a.wasm"])
+        .code(0)
+        .stdout_has("pinned in kiln.lock\n");
+    kiln.run_with(["plugin", "inspect", "./a.wasm"])
+        .code(0)
+        .stdout_has("installed   yes\npinned      yes, in kiln.lock\n");
+    kiln.file("module.wasm", "\0asm\x01\0\0\0")
+        .run_with(["plugin", "inspect", "module.wasm"])
+        .code(0)
+        .stdout_has("kind        core module (not loadable as a plugin: build a component, e.g. `--target wasm32-wasip2`)\n");
+}
+
+#[test]
+fn push_needs_an_oci_reference_and_a_wasm_file() {
+    let kiln = case("./a.wasm").file("notes.txt", "hello");
+    kiln.run_with(["plugin", "push", "a.wasm", "./b.wasm"])
+        .code(2)
+        .stderr_is(
+            "error: `./b.wasm` is not an OCI reference: push to `oci://registry/repo:tag`\n",
+        );
+    kiln.run_with(["plugin", "push", "notes.txt", "oci://127.0.0.1:1/a:1"])
+        .code(2)
+        .stderr_is("error: `notes.txt` is not a WebAssembly file\n");
+}
+
+#[test]
+fn an_unreachable_source_names_the_url_and_the_cause() {
+    // Port 1 on loopback: nothing listens there.
+    let reference = format!("http://127.0.0.1:1/a.wasm#sha256={}", sha(A.as_bytes()));
+    let kiln = case(&reference);
+    let out = kiln.run_with(["plugin", "install", &reference]);
+    out.code(2)
+        .stderr_has("error: cannot fetch `http://127.0.0.1:1/a.wasm`\n  caused by: ");
+    kiln.run_with(["run"])
+        .code(2)
+        .stderr_has("plugin-unresolved")
+        .stderr_has("cannot fetch `http://127.0.0.1:1/a.wasm`: ");
+}
