@@ -176,3 +176,122 @@ fn a_manifest_that_does_not_hash_to_its_digest_is_refused() {
         )
     );
 }
+
+/// Answers `requests` requests with `answer(request line, headers)`.
+fn scripted_server(
+    requests: usize,
+    answer: impl Fn(&str, &str) -> String + Send + 'static,
+) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..requests {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let mut headers = String::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                headers.push_str(&line.to_ascii_lowercase());
+                line.clear();
+            }
+            let request = request.trim().to_owned();
+            stream
+                .write_all(answer(&request, &headers).as_bytes())
+                .unwrap();
+            seen.push(request);
+        }
+        seen
+    });
+    (addr, handle)
+}
+
+fn http(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn a_bearer_challenge_is_answered_with_an_anonymous_token() {
+    let manifest =
+        String::from_utf8(manifest(WASM_CONFIG_MEDIA_TYPE, &[WASM_LAYER_MEDIA_TYPE])).unwrap();
+    let addr = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let realm = addr.clone();
+    let (bound, server) = scripted_server(3, move |request, headers| {
+        let authorized = headers.contains("authorization: bearer tok123");
+        match request {
+            "GET /v2/a/manifests/1 HTTP/1.1" if authorized => http(
+                "200 OK",
+                &format!("Content-Type: {MANIFEST_MEDIA_TYPE}\r\n"),
+                &manifest,
+            ),
+            "GET /v2/a/manifests/1 HTTP/1.1" => http(
+                "401 Unauthorized",
+                &format!(
+                    "WWW-Authenticate: Bearer realm=\"http://{}/token\",service=\"test\"\r\n",
+                    realm.get().unwrap()
+                ),
+                "",
+            ),
+            "GET /token?scope=repository%3Aa%3Apull&service=test HTTP/1.1" => {
+                http("200 OK", "", r#"{"token": "tok123"}"#)
+            }
+            other => http("404 Not Found", "", other),
+        }
+    });
+    addr.set(bound.clone()).unwrap();
+    let oci = match crate::Reference::parse(&format!("oci://{bound}/a:1")).unwrap() {
+        crate::Reference::Oci(oci) => oci,
+        _ => unreachable!(),
+    };
+    // The layer is "already stored", so only the manifest is fetched.
+    let pulled = pull(&Client::new(), &oci, |_| true).unwrap();
+    assert_eq!(pulled.layer.to_hex(), "a".repeat(64));
+    assert_eq!(
+        server.join().unwrap(),
+        [
+            "GET /v2/a/manifests/1 HTTP/1.1",
+            "GET /token?scope=repository%3Aa%3Apull&service=test HTTP/1.1",
+            "GET /v2/a/manifests/1 HTTP/1.1",
+        ]
+    );
+}
+
+#[test]
+fn a_refused_token_is_unauthorized() {
+    let addr = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let realm = addr.clone();
+    let (bound, server) = scripted_server(2, move |request, _| {
+        if request.starts_with("GET /token") {
+            http("403 Forbidden", "", "")
+        } else {
+            http(
+                "401 Unauthorized",
+                &format!(
+                    "WWW-Authenticate: Bearer realm=\"http://{}/token\"\r\n",
+                    realm.get().unwrap()
+                ),
+                "",
+            )
+        }
+    });
+    addr.set(bound.clone()).unwrap();
+    let oci = match crate::Reference::parse(&format!("oci://{bound}/a:1")).unwrap() {
+        crate::Reference::Oci(oci) => oci,
+        _ => unreachable!(),
+    };
+    let err = pull(&Client::new(), &oci, |_| true).unwrap_err();
+    server.join().unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "registry `{bound}` refused access to `a` (HTTP 403); \
+             log in with `docker login {bound}` (kiln reads `~/.docker/config.json`)"
+        )
+    );
+}
