@@ -4,6 +4,7 @@
 //! - [`dag`] generates the random job graph and renders it as a kiln
 //!   pipeline or as an equivalent Makefile.
 //! - [`plan`] times `kiln_pipeline::load` on such a pipeline.
+//! - [`resolve`] times verified plugin-store reads and `--locked` resolution.
 //! - [`scheduler`] runs the same graph under `kiln run` and `make -j`.
 //! - [`ingest`] stores a file in the blob store against `sha256sum`.
 //! - [`stats`] and [`cpu`] turn runs into figures.
@@ -17,6 +18,7 @@ pub mod dag;
 pub mod error;
 pub mod ingest;
 pub mod plan;
+pub mod resolve;
 pub mod scheduler;
 pub mod stats;
 

@@ -1,4 +1,4 @@
-//! `kiln-bench`: run with `cargo run --release -p kiln-bench -- <plan|scheduler|ingest>`.
+//! `kiln-bench`: run with `cargo run --release -p kiln-bench -- <plan|scheduler|ingest|resolve>`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +32,18 @@ enum Which {
         /// Generator seed.
         #[arg(long, default_value_t = DEFAULT_SEED)]
         seed: u64,
+    },
+    /// Time verified plugin-store reads and `--locked` resolution of pinned plugins.
+    Resolve {
+        /// Component size for the verified read, in MiB; default: 1 and then 16.
+        #[arg(long)]
+        mib: Option<usize>,
+        /// Pinned references resolved per round.
+        #[arg(long, default_value_t = 50)]
+        references: usize,
+        /// Timed rounds.
+        #[arg(long, default_value_t = 30)]
+        iterations: usize,
     },
     /// Run the same DAG of no-op jobs with `kiln run` and `make -j`, side by side.
     Scheduler {
@@ -90,6 +102,16 @@ fn main() -> ExitCode {
         }
         .run()
         .map(drop),
+        Which::Resolve {
+            mib,
+            references,
+            iterations,
+        } => kiln_bench::resolve::ResolveBench {
+            sizes: mib.map_or_else(|| vec![1 << 20, 16 << 20], |m| vec![m << 20]),
+            references,
+            iterations,
+        }
+        .run(),
         Which::Scheduler {
             jobs,
             needs,

@@ -6,6 +6,8 @@ mod caches_and_gc;
 mod conditions;
 mod diagnostics;
 mod plan;
+mod plugins;
+mod registry;
 mod retries;
 mod run;
 mod runs;

@@ -31,6 +31,9 @@ pub(crate) enum Command {
     /// List, fetch, verify, pin and collect stored artifacts and caches
     #[command(subcommand)]
     Artifacts(ArtifactsCommand),
+    /// Install, list, inspect, remove and verify plugins
+    #[command(subcommand)]
+    Plugin(crate::command::plugin::PluginCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +116,9 @@ pub(crate) struct ValidateArgs {
     /// Set a variable for `${VAR}` interpolation (repeatable)
     #[arg(long = "var", value_name = "K=V", value_parser = parse_pair)]
     pub vars: Vec<(String, String)>,
+    /// Also resolve every plugin and require it to match kiln.lock exactly
+    #[arg(long)]
+    pub locked: bool,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +171,9 @@ pub(crate) struct RunArgs {
     /// After Ctrl-C, how long steps get to exit after SIGTERM before SIGKILL
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Option<Duration>,
+    /// Refuse plugins that kiln.lock does not pin, or that resolve to other content
+    #[arg(long)]
+    pub locked: bool,
 }
 
 #[derive(Debug, Subcommand)]

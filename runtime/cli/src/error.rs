@@ -41,9 +41,18 @@ pub(crate) enum CliError {
     /// Bad input that clap could not check (secret files, `--job` names, …).
     #[error("{0}")]
     Usage(String),
+    /// Plugin resolution, the plugin store or kiln.lock failed.
+    #[error(transparent)]
+    Plugin(#[from] kiln_fetch::Error),
     /// The engine could not start the run.
     #[error("{0}")]
     Engine(String),
+}
+
+impl From<kiln_fetch::ReferenceError> for CliError {
+    fn from(err: kiln_fetch::ReferenceError) -> Self {
+        CliError::Plugin(err.into())
+    }
 }
 
 impl CliError {

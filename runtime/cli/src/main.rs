@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Artifacts(artifacts) => {
             command::artifacts::run(artifacts, cli.state_dir.as_deref())
         }
+        Command::Plugin(plugin) => command::plugin::run(plugin),
     };
     match result {
         Ok(code) => ExitCode::from(code),

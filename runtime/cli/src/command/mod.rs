@@ -2,6 +2,7 @@
 
 pub(crate) mod artifacts;
 pub(crate) mod plan;
+pub(crate) mod plugin;
 pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod validate;
@@ -33,18 +34,29 @@ pub(crate) fn load(
 }
 
 /// Loads a pipeline that is about to be used (planned or run): an invalid
-/// one is an error, warnings go to stderr.
+/// one (including a `uses:` that is not a plugin reference) is an error,
+/// warnings go to stderr.
 pub(crate) fn load_for_use(
     located: &Located,
     vars: &[(String, String)],
-) -> Result<Loaded, CliError> {
+) -> Result<(SourceFile, Loaded), CliError> {
     let (source, loaded) = load(located, vars)?;
     let loaded = loaded.map_err(CliError::Load)?;
+    let bad_references = plugin::pipeline::check(&loaded.plan, &source);
+    if !bad_references.is_empty() {
+        let mut diagnostics = loaded.warnings;
+        diagnostics.extend(bad_references);
+        diagnostics.sort_by_key(|d| d.span.start);
+        return Err(CliError::Load(kiln_pipeline::LoadError {
+            source_file: source,
+            diagnostics,
+        }));
+    }
     eprint!(
         "{}",
         crate::diagnostics::render(&source, &loaded.warnings, crate::style::Palette::stderr())
     );
-    Ok(loaded)
+    Ok((source, loaded))
 }
 
 /// The process environment, skipping names or values that are not UTF-8.

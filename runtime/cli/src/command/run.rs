@@ -31,7 +31,7 @@ enum Message {
 /// Runs `kiln run`.
 pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliError> {
     let located = locate::pipeline(args.file.file.as_deref())?;
-    let loaded = super::load_for_use(&located, &args.vars)?;
+    let (source, loaded) = super::load_for_use(&located, &args.vars)?;
     let plan = if args.jobs.is_empty() {
         loaded.plan
     } else {
@@ -41,6 +41,16 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
             .map_err(|e| CliError::Usage(e.to_string()))?
     };
     let secrets = secrets::collect(&args.secrets, &args.secret_files, std::env::vars_os())?;
+    let mode = if args.locked {
+        kiln_fetch::Mode::Locked
+    } else {
+        kiln_fetch::Mode::Update
+    };
+    // Every plugin is fetched, verified and checked against kiln.lock
+    // before anything runs: a digest mismatch never starts a step.
+    // SEAM(lead): hand `_components` (reference → verified bytes + SHA-256)
+    // to kiln-wasm's executor instead of its local-path resolver.
+    let _components = super::plugin::pipeline::resolve(&plan, &source, &located, mode)?;
 
     let state = locate::state_dir(state_dir, Some(&located));
     let mut store = Store::open(&state)?;

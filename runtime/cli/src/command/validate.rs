@@ -1,15 +1,22 @@
 //! `kiln validate`: every problem in a pipeline file, or a one-line summary.
 
+use kiln_pipeline::{LoadError, Loaded, SourceFile};
+
 use crate::args::ValidateArgs;
 use crate::diagnostics;
 use crate::error::{CliError, EXIT_INVALID};
 use crate::locate;
 use crate::style::{self, Palette};
 
-/// Runs `kiln validate`.
+/// Runs `kiln validate`. Plugin references are always checked as syntax;
+/// with `--locked` each is also resolved and compared with kiln.lock.
 pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
     let located = locate::pipeline(args.file.file.as_deref())?;
     let (source, loaded) = super::load(&located, &args.vars)?;
+    let loaded = match loaded {
+        Ok(loaded) => with_plugin_checks(loaded, &source, &located, args.locked)?,
+        Err(err) => Err(err),
+    };
     match loaded {
         Ok(loaded) => {
             if args.json {
@@ -19,15 +26,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
                     "{}",
                     diagnostics::render(&source, &loaded.warnings, Palette::stderr())
                 );
-                let palette = Palette::stdout();
-                let (jobs, levels) = (loaded.plan.jobs.len(), loaded.plan.levels.len());
-                println!(
-                    "{} {}: {jobs} {}, {levels} {}",
-                    palette.paint(style::good(), "✓"),
-                    source.name,
-                    if jobs == 1 { "job" } else { "jobs" },
-                    if levels == 1 { "level" } else { "levels" },
-                );
+                summary(&source, &loaded.plan);
             }
             Ok(0)
         }
@@ -37,4 +36,45 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
         }
         Err(err) => Err(CliError::Load(err)),
     }
+}
+
+/// Adds the plugin checks to a loaded pipeline: reference syntax always,
+/// and with `--locked` every reference resolved against kiln.lock.
+fn with_plugin_checks(
+    loaded: Loaded,
+    source: &SourceFile,
+    located: &locate::Located,
+    locked: bool,
+) -> Result<Result<Loaded, LoadError>, CliError> {
+    let mut problems = super::plugin::pipeline::check(&loaded.plan, source);
+    if problems.is_empty() && locked {
+        let mode = kiln_fetch::Mode::Locked;
+        match super::plugin::pipeline::resolve(&loaded.plan, source, located, mode) {
+            Ok(_) => {}
+            Err(CliError::Load(err)) => problems = err.diagnostics,
+            Err(other) => return Err(other),
+        }
+    }
+    if problems.is_empty() {
+        return Ok(Ok(loaded));
+    }
+    let mut diagnostics = loaded.warnings;
+    diagnostics.extend(problems);
+    diagnostics.sort_by_key(|d| d.span.start);
+    Ok(Err(LoadError {
+        source_file: source.clone(),
+        diagnostics,
+    }))
+}
+
+fn summary(source: &SourceFile, plan: &kiln_pipeline::Plan) {
+    let palette = Palette::stdout();
+    let (jobs, levels) = (plan.jobs.len(), plan.levels.len());
+    println!(
+        "{} {}: {jobs} {}, {levels} {}",
+        palette.paint(style::good(), "✓"),
+        source.name,
+        if jobs == 1 { "job" } else { "jobs" },
+        if levels == 1 { "level" } else { "levels" },
+    );
 }

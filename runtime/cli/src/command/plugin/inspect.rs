@@ -1,0 +1,158 @@
+//! `kiln plugin inspect REF`: what a plugin is, where it came from, and —
+//! through the wasm host — its world, metadata, imports, exports and the
+//! capabilities it asks for.
+
+use std::path::PathBuf;
+
+use kiln_fetch::{Component, Digest, Lockfile, Reference, Resolver, WasmKind};
+
+use crate::error::CliError;
+
+/// `kiln plugin inspect`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InspectArgs {
+    /// The plugin: `./x.wasm`, `kiln/name@1`, `https://…#sha256=…`, `oci://registry/repo:tag`
+    pub reference: String,
+    /// Show its pin in the kiln.lock beside this pipeline [default: the pipeline in the current directory, if any]
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// What the wasm host reads out of a component.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HostView {
+    /// The WIT world it targets (`kiln:plugin/action@0.1.0`).
+    pub world: String,
+    /// `metadata()`: name, version, description, inputs, outputs, as lines.
+    pub metadata: Vec<(String, String)>,
+    /// Imported interfaces.
+    pub imports: Vec<String>,
+    /// Exported interfaces and functions.
+    pub exports: Vec<String>,
+    /// Capabilities it declares (`network: 127.0.0.1:9000`, `fs: write`).
+    pub capabilities: Vec<String>,
+}
+
+/// Reads a component the way the host would load it.
+pub(crate) trait Inspector {
+    /// `Ok(None)` when this build has no wasm host; `Err` when the host
+    /// cannot load the component (the message says why).
+    fn inspect(&self, bytes: &[u8], digest: &Digest) -> Result<Option<HostView>, String>;
+}
+
+/// This branch has no wasm host.
+struct NoHost;
+
+impl Inspector for NoHost {
+    fn inspect(&self, _bytes: &[u8], _digest: &Digest) -> Result<Option<HostView>, String> {
+        Ok(None)
+    }
+}
+
+/// SEAM(lead): return an inspector backed by `kiln_wasm::inspect(bytes,
+/// digest)`, mapping its world, metadata, imports, exports and required
+/// capabilities into [`HostView`].
+fn host_inspector() -> &'static dyn Inspector {
+    &NoHost
+}
+
+/// Runs `kiln plugin inspect`.
+pub(crate) fn run(args: &InspectArgs) -> Result<u8, CliError> {
+    let reference = Reference::parse(&args.reference)?;
+    let context = super::context(args.file.as_deref())?;
+    let store = super::open_store()?;
+    let client = kiln_fetch::Client::new();
+    let base = super::base_dir(context.as_ref());
+    let resolver = Resolver::new(&store, &client, super::bundled(), &base);
+    let component = resolver.fetch(&reference)?;
+    let installed = store.installed()?.remove(&reference.to_string());
+    let pin = match &context {
+        Some(located) => {
+            let lock = Lockfile::load(&super::pipeline::lock_path(located))?;
+            Some((
+                lock.get(&reference.to_string()).cloned(),
+                lock.path().display().to_string(),
+            ))
+        }
+        None => None,
+    };
+    print_facts(&component);
+    println!(
+        "installed   {}",
+        match installed {
+            Some(entry) if entry.digest == component.digest => "yes".to_owned(),
+            Some(entry) => format!(
+                "as other content (sha256:{}): reinstall to update",
+                entry.digest
+            ),
+            None => "no".to_owned(),
+        }
+    );
+    match pin {
+        Some((Some(pin), lock)) if pin.digest == component.digest => {
+            println!("pinned      yes, in {lock}")
+        }
+        Some((Some(pin), lock)) => println!(
+            "pinned      to other content in {lock}: sha256:{}",
+            pin.digest
+        ),
+        Some((None, lock)) => println!("pinned      no ({lock})"),
+        None => println!("pinned      no pipeline here"),
+    }
+    match host_inspector().inspect(&component.bytes, &component.digest) {
+        Ok(Some(view)) => print_view(&view),
+        Ok(None) => println!(
+            "world, metadata, imports, exports and capabilities: not available, this kiln has no wasm host"
+        ),
+        Err(message) => {
+            return Err(CliError::Usage(format!(
+                "`{reference}` cannot be loaded: {message}"
+            )));
+        }
+    }
+    Ok(0)
+}
+
+fn print_facts(component: &Component) {
+    let kind = match WasmKind::of(&component.bytes) {
+        Some(WasmKind::Component) => "component",
+        Some(WasmKind::Module) => {
+            "core module (not loadable as a plugin: build a component, e.g. `--target wasm32-wasip2`)"
+        }
+        _ => "unknown WebAssembly version",
+    };
+    let origin = &component.origin;
+    println!("reference   {}", component.reference);
+    println!("digest      sha256:{}", component.digest);
+    println!("size        {}", super::size(component.bytes.len() as u64));
+    println!("kind        {kind}");
+    println!("source      {} ({})", origin.source, origin.location);
+    if let Some(manifest) = origin.manifest {
+        println!("manifest    sha256:{manifest}");
+    }
+    if let Some(media_type) = &origin.media_type {
+        println!("media type  {media_type}");
+    }
+    if let Some(version) = &origin.version {
+        println!("version     {version}");
+    }
+}
+
+fn print_view(view: &HostView) {
+    println!("world       {}", view.world);
+    for (key, value) in &view.metadata {
+        println!("{key:<11} {value}");
+    }
+    let list = |title: &str, items: &[String]| {
+        println!("{title}:");
+        if items.is_empty() {
+            println!("  (none)");
+        }
+        for item in items {
+            println!("  {item}");
+        }
+    };
+    list("capabilities", &view.capabilities);
+    list("imports", &view.imports);
+    list("exports", &view.exports);
+}
