@@ -14,6 +14,7 @@
 
 mod backoff;
 mod context;
+pub mod deploy;
 pub mod event;
 pub mod executor;
 mod job;
@@ -30,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use deploy::{DeployRequest, Deployer};
 pub use event::{Event, JobResult, RunId, RunResult, StepResult, Stream};
 pub use executor::{Executor, StepControl, StepExit, StepRequest};
 pub use process::ProcessExecutor;
@@ -52,6 +54,8 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Where the run's private temp directory goes (default: the system's).
     pub temp_root: Option<PathBuf>,
+    /// Carries out `deploy:` jobs; without one they fail with a message.
+    pub deployer: Option<std::sync::Arc<dyn Deployer>>,
 }
 
 impl RunOptions {
@@ -65,6 +69,7 @@ impl RunOptions {
             vars: BTreeMap::new(),
             grace: Duration::from_secs(5),
             temp_root: None,
+            deployer: None,
         }
     }
 }

@@ -58,6 +58,34 @@ pub(crate) struct Job {
     pub matrix: Option<Matrix>,
     pub outputs: Vec<Pair>,
     pub defaults: RunDefaults,
+    pub deploy: Option<Deploy>,
+}
+
+/// `deploy:` of a job, checked but with its strings still raw.
+#[derive(Debug, Clone)]
+pub(crate) struct Deploy {
+    pub span: Span,
+    pub target: crate::plan::DeployTarget,
+    pub service: String,
+    pub command: Option<Text>,
+    pub image: Option<Text>,
+    pub version: Option<Text>,
+    pub port: Option<u16>,
+    pub replicas: u32,
+    pub env: Vec<Pair>,
+    pub readiness: crate::plan::Readiness,
+    pub strategy: Option<PluginUse>,
+    pub health: Option<PluginUse>,
+    pub manual_approval: bool,
+    pub approval_timeout: Duration,
+    pub proxy: crate::plan::ProxyConfig,
+}
+
+/// `{ uses, with }` as written.
+#[derive(Debug, Clone)]
+pub(crate) struct PluginUse {
+    pub uses: Text,
+    pub with: Vec<Pair>,
 }
 
 /// One step of a job.

@@ -26,7 +26,10 @@ mod yaml;
 mod tests;
 
 pub use diagnostic::{Diagnostic, LoadError, Severity};
-pub use plan::{FsAccess, Job, JobId, Permissions, Plan, RetryOn, RetryPolicy, Step, StepAction};
+pub use plan::{
+    Deploy, DeployRun, DeployTarget, FsAccess, Job, JobId, Permissions, Plan, PluginUse,
+    ProxyConfig, Readiness, RetryOn, RetryPolicy, Step, StepAction, Sticky,
+};
 pub use select::SelectError;
 pub use source::{SourceFile, Span};
 

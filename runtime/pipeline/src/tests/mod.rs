@@ -2,6 +2,7 @@
 //! plan or exact diagnostics out.
 
 mod decode;
+mod deploy;
 mod expressions;
 mod graph;
 mod hostile;
