@@ -2,6 +2,8 @@
 mod validate;
 
 mod conditions;
+mod deploy;
+mod deploy_support;
 mod diagnostics;
 mod plan;
 mod retries;

@@ -35,6 +35,9 @@ pub(crate) enum CliError {
     /// The run record store failed.
     #[error(transparent)]
     Store(#[from] kiln_store::StoreError),
+    /// A deployment operation failed.
+    #[error(transparent)]
+    Deploy(#[from] kiln_deploy::DeployError),
     /// Bad input that clap could not check (secret files, `--job` names, …).
     #[error("{0}")]
     Usage(String),

@@ -31,6 +31,9 @@ fn main() -> ExitCode {
         Command::Plan(args) => command::plan::run(args),
         Command::Run(args) => command::run::run(args, cli.state_dir.as_deref()),
         Command::Runs(runs) => command::runs::run(runs, cli.state_dir.as_deref()),
+        Command::Deploy(deploy) => command::deploy::run(deploy, cli.state_dir.as_deref()),
+        Command::Approve(gate) => command::deploy::answer(gate, true, cli.state_dir.as_deref()),
+        Command::Reject(gate) => command::deploy::answer(gate, false, cli.state_dir.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

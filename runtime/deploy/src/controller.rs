@@ -112,6 +112,7 @@ pub(crate) struct Rollout<'c, 'a> {
     pub weight: u8,
     memo: String,
     last: Instant,
+    waiting: bool,
 }
 
 /// What carrying out a decision led to.
@@ -214,6 +215,7 @@ impl<'c, 'a> Rollout<'c, 'a> {
             weight: 0,
             memo: String::new(),
             last: Instant::now(),
+            waiting: false,
         })
     }
 
@@ -343,7 +345,13 @@ impl<'c, 'a> Rollout<'c, 'a> {
             };
             self.record("decision", json!(&step))?;
             self.memo = step.memo;
-            self.log(&format!("→ {}", step.decision));
+            // A strategy polling with short waits would flood the log:
+            // only the first of a run of waits is shown (all are recorded).
+            let repeated_wait = matches!(step.decision, Decision::Wait(_)) && self.waiting;
+            self.waiting = matches!(step.decision, Decision::Wait(_));
+            if !repeated_wait {
+                self.log(&format!("→ {}", step.decision));
+            }
             let flow = self.perform(step.decision.clone()).await;
             self.last = Instant::now();
             match flow {

@@ -25,3 +25,27 @@ pub mod testing;
 pub use controller::{Controller, Outcome};
 pub use error::{DeployError, Result};
 pub use plugin::{BoxFuture, HealthCheck, Strategy};
+
+/// The native test stand-in for a first-party strategy reference, in
+/// builds with the `test-support` feature (test builds of `kiln`); `None`
+/// otherwise. Production strategies are WASM components.
+pub fn stand_in_strategy(uses: &str) -> Option<Box<dyn Strategy>> {
+    #[cfg(any(test, feature = "test-support"))]
+    return testing::strategy(uses);
+    #[cfg(not(any(test, feature = "test-support")))]
+    {
+        let _ = uses;
+        None
+    }
+}
+
+/// Like [`stand_in_strategy`], for health checks.
+pub fn stand_in_health(uses: &str) -> Option<std::sync::Arc<dyn HealthCheck>> {
+    #[cfg(any(test, feature = "test-support"))]
+    return testing::health(uses);
+    #[cfg(not(any(test, feature = "test-support")))]
+    {
+        let _ = uses;
+        None
+    }
+}

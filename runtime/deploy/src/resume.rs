@@ -267,7 +267,10 @@ pub async fn ensure_proxy(
             service: service.to_owned(),
             message: format!(
                 "it did not come up on {listen}: {}",
-                text.lines().last().unwrap_or("no output")
+                match text.split_whitespace().collect::<Vec<_>>().join(" ") {
+                    t if t.is_empty() => "no output".to_owned(),
+                    t => t,
+                }
             ),
         }
     })?;

@@ -75,6 +75,7 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
             secrets,
             vars: args.vars.iter().cloned().collect(),
             grace: args.grace,
+            state_dir: locate::state_dir(state_dir, Some(&located)),
         },
         to_consumer,
     ));
@@ -99,6 +100,7 @@ struct EngineInput {
     secrets: std::collections::BTreeMap<String, String>,
     vars: std::collections::BTreeMap<String, String>,
     grace: Option<Duration>,
+    state_dir: std::path::PathBuf,
 }
 
 /// Runs the engine with signal handling, forwarding its events.
@@ -201,6 +203,7 @@ async fn engine_run(
         secrets,
         vars,
         grace,
+        state_dir,
     } = input;
     let mut options = kiln_engine::RunOptions::new(run_id, workspace);
     if let Some(parallelism) = parallelism {
@@ -211,6 +214,9 @@ async fn engine_run(
     }
     options.secrets = secrets;
     options.vars = vars;
+    options.deployer = Some(std::sync::Arc::new(super::deploy::CliDeployer::new(
+        state_dir,
+    )));
     let executor = std::sync::Arc::new(kiln_engine::ProcessExecutor);
     Ok(kiln_engine::run(
         std::sync::Arc::new(plan),

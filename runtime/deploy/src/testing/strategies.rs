@@ -259,6 +259,12 @@ impl Strategy for Canary {
                 if let Err(why) = all_healthy(s) {
                     return step(Decision::Rollback(why), "rolled-back");
                 }
+                // A first deployment has nothing to compare with or fall
+                // back to: it is promoted once healthy.
+                if s.stable.is_none() {
+                    memo.phase = "promoted".into();
+                    return out(Decision::Promote, &memo);
+                }
                 memo.phase = "analysing".into();
                 out(Decision::SetWeight(weights[0]), &memo)
             }
