@@ -4,6 +4,7 @@
 //! - [`dag`] generates the random job graph and renders it as a kiln
 //!   pipeline or as an equivalent Makefile.
 //! - [`plan`] times `kiln_pipeline::load` on such a pipeline.
+//! - [`proxy`] measures the deployment proxy and rollback latency.
 //! - [`scheduler`] runs the same graph under `kiln run` and `make -j`.
 //! - [`stats`] and [`cpu`] turn runs into figures.
 //!
@@ -15,6 +16,7 @@ pub mod cpu;
 pub mod dag;
 pub mod error;
 pub mod plan;
+pub mod proxy;
 pub mod scheduler;
 pub mod stats;
 
