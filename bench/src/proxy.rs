@@ -54,11 +54,15 @@ struct Round {
 }
 
 async fn backend(body: &'static str, status: StatusCode) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
     let addr = listener.local_addr().expect("local address");
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |_req| async move {
@@ -82,7 +86,11 @@ async fn get(conn: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
         .await?;
     let mut line = String::new();
     conn.read_line(&mut line).await?;
-    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut length = 0;
     loop {
         line.clear();
@@ -177,9 +185,15 @@ impl ProxyBench {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| BenchError::Proxy(format!("bind: {e}")))?;
-        let proxied = listener.local_addr().map_err(|e| BenchError::Proxy(e.to_string()))?;
+        let proxied = listener
+            .local_addr()
+            .map_err(|e| BenchError::Proxy(e.to_string()))?;
         let shutdown = CancellationToken::new();
-        tokio::spawn(kiln_deploy::proxy::serve(listener, router, shutdown.clone()));
+        tokio::spawn(kiln_deploy::proxy::serve(
+            listener,
+            router,
+            shutdown.clone(),
+        ));
         // Warm both paths (connections, pools, caches) before measuring.
         round(direct, 2_000, self.connections).await?;
         round(proxied, 2_000, self.connections).await?;
@@ -237,18 +251,29 @@ struct Prestarted {
 impl Platform for Prestarted {
     fn start<'a>(&'a self, spec: &'a InstanceSpec) -> BoxFuture<'a, kiln_deploy::Result<Instance>> {
         Box::pin(async move {
-            let addr = self.v3.lock().expect("not poisoned").pop().unwrap_or(self.v1);
+            let addr = self
+                .v3
+                .lock()
+                .expect("not poisoned")
+                .pop()
+                .unwrap_or(self.v1);
             Ok(Instance {
                 name: spec.name.clone(),
                 version: spec.service.version.clone(),
                 host: "127.0.0.1".into(),
                 port: addr.port(),
-                handle: InstanceHandle::Container { id: spec.name.clone() },
+                handle: InstanceHandle::Container {
+                    id: spec.name.clone(),
+                },
             })
         })
     }
 
-    fn stop<'a>(&'a self, _: &'a InstanceHandle, _: Duration) -> BoxFuture<'a, kiln_deploy::Result<()>> {
+    fn stop<'a>(
+        &'a self,
+        _: &'a InstanceHandle,
+        _: Duration,
+    ) -> BoxFuture<'a, kiln_deploy::Result<()>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -291,15 +316,23 @@ async fn one_rollback() -> Result<Duration, BenchError> {
         port: v1.port(),
         handle: InstanceHandle::Container { id: "v1".into() },
     };
-    journal.instance_starting(0, "web", "v1", &stable.name).map_err(io)?;
+    journal
+        .instance_starting(0, "web", "v1", &stable.name)
+        .map_err(io)?;
     journal.instance_started(&stable).map_err(io)?;
     let router = Arc::new(Router::new());
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| BenchError::Proxy(e.to_string()))?;
-    let proxy = listener.local_addr().map_err(|e| BenchError::Proxy(e.to_string()))?;
+    let proxy = listener
+        .local_addr()
+        .map_err(|e| BenchError::Proxy(e.to_string()))?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(kiln_deploy::proxy::serve(listener, router.clone(), shutdown.clone()));
+    tokio::spawn(kiln_deploy::proxy::serve(
+        listener,
+        router.clone(),
+        shutdown.clone(),
+    ));
     let stop_load = CancellationToken::new();
     let load = {
         let stop = stop_load.clone();
@@ -341,7 +374,10 @@ async fn one_rollback() -> Result<Duration, BenchError> {
         strategy: "kiln/canary@1".into(),
         strategy_params: params
             .iter()
-            .map(|(k, v)| KeyValue { key: (*k).into(), value: (*v).into() })
+            .map(|(k, v)| KeyValue {
+                key: (*k).into(),
+                value: (*v).into(),
+            })
             .collect(),
         health: None,
         manual_approval: false,
@@ -349,7 +385,10 @@ async fn one_rollback() -> Result<Duration, BenchError> {
         listen: proxy,
         sticky: None,
     };
-    let outcome = controller.rollout(spec("v3"), settings, canary.as_mut()).await.map_err(io)?;
+    let outcome = controller
+        .rollout(spec("v3"), settings, canary.as_mut())
+        .await
+        .map_err(io)?;
     // A few more requests prove traffic stays on stable.
     tokio::time::sleep(Duration::from_millis(50)).await;
     stop_load.cancel();

@@ -21,6 +21,8 @@ pub mod simulate;
 pub mod spec;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use controller::{Controller, Outcome};
 pub use error::{DeployError, Result};
