@@ -11,6 +11,8 @@ mod control;
 mod router;
 mod server;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
