@@ -298,3 +298,15 @@ fn simulate_prints_the_decisions_of_a_script() {
         .code(2)
         .stderr_has("error: `bad.json` is not a valid simulation script: unknown field `helth`");
 }
+
+#[test]
+fn a_taken_proxy_address_fails_the_job_and_says_why() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let kiln = Kiln::new().pipeline(&pipeline(port, 1, "kiln/rolling@1", ""));
+    let _down = Teardown(&kiln);
+    deploy(&kiln, "v1", "good").code(1).stdout_has(&format!(
+        "kiln: the proxy of service `web` failed: it did not come up on 127.0.0.1:{port}: error: cannot listen on `127.0.0.1:{port}` caused by: Address already in use (os error 98)"
+    ));
+    assert_eq!(running(&kiln, "v1"), 0);
+}

@@ -261,7 +261,21 @@ pub async fn ensure_proxy(
     };
     journal.set_proxy(service, Some(&record))?;
     let client = ProxyClient::new(service, &socket);
-    client.wait_up(Duration::from_secs(5)).await.map_err(|_| {
+    // Up within 5 s, and a proxy that exits (a taken port) fails at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut up = Err(());
+    while std::time::Instant::now() < deadline {
+        if client.wait_up(Duration::from_millis(50)).await.is_ok() {
+            up = Ok(());
+            break;
+        }
+        if !platform::group_alive(pid, start_time) {
+            // Let the waiter thread reap it and the log settle.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            break;
+        }
+    }
+    up.map_err(|()| {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         DeployError::Proxy {
             service: service.to_owned(),
