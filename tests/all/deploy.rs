@@ -310,3 +310,26 @@ fn a_taken_proxy_address_fails_the_job_and_says_why() {
     ));
     assert_eq!(running(&kiln, "v1"), 0);
 }
+
+#[test]
+fn secrets_reach_instances_and_never_the_log() {
+    let port = free_port();
+    let extra = "      x-unused: 1\n";
+    let yaml = pipeline(port, 1, "kiln/rolling@1", extra).replace(
+        "MODE: \"${MODE:-good}\" }",
+        "MODE: \"${MODE:-good}\", TOKEN: \"${{ secrets.TOKEN }}\" }",
+    );
+    let kiln = Kiln::new().pipeline(&yaml);
+    let _down = Teardown(&kiln);
+    kiln.run_with(["run", "--var", "VERSION=v1", "--secret", "TOKEN=hunter2"])
+        .code(0)
+        .never_shows("hunter2");
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == b"TOKEN=hunter2"))
+        });
+    assert!(pid.is_some(), "the instance got its secret");
+}

@@ -492,7 +492,22 @@ impl<'a> StepRunner<'a> {
     ) -> Result<crate::DeployRequest, String> {
         use crate::deploy::{DeployRunSpec, RenderedPlugin};
         use kiln_pipeline::DeployRun;
-        let cx = self.context(self.current_status());
+        let mut cx = self.context(self.current_status());
+        // Like a step, the rollout sees only the secrets its own fields name.
+        let named = self.secrets_for(
+            deploy
+                .env
+                .iter()
+                .chain(&deploy.strategy.with)
+                .chain(deploy.health.iter().flat_map(|h| &h.with))
+                .map(|(_, t)| t),
+        );
+        if let (Some(Value::Object(all)), Value::Object(more)) =
+            (cx.values.get_mut("secrets"), named)
+        {
+            all.extend(more);
+        }
+        let cx = cx;
         let render = |what: &str, t: &Template| {
             t.render(&cx)
                 .map_err(|e| format!("cannot evaluate `deploy.{what}`: {e}"))
