@@ -215,3 +215,37 @@ async fn no_instance_is_a_503_and_a_dead_one_a_502_counted_as_an_error() {
     );
     assert_eq!(router.stats()[0].errors, 1);
 }
+
+#[tokio::test]
+async fn a_sticky_cookie_is_set_once_and_then_followed() {
+    let (v1, v2) = (backend("v1").await, backend("v2").await);
+    let (addr, _, _stop) = proxy(table(
+        &[("v1", v1), ("v2", v2)],
+        50,
+        Some(Sticky::Cookie("kiln-session".into())),
+    ))
+    .await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let mut versions = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let req = Request::get(format!("http://{addr}/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(
+            cookie.starts_with("kiln-session=") && cookie.ends_with("; Path=/; HttpOnly"),
+            "{cookie}"
+        );
+        let first = String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes())
+            .into_owned();
+        let value = cookie.split(';').next().unwrap().to_owned();
+        for _ in 0..3 {
+            let (status, body) = send(addr, &format!("cookie: {value}")).await;
+            assert_eq!((status, body), (200, first.clone()));
+        }
+        versions.insert(first);
+    }
+    assert_eq!(versions.len(), 2, "sessions are spread over both versions");
+}
