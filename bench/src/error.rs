@@ -30,6 +30,9 @@ pub enum Error {
         /// with the work directory unless `--keep`).
         stderr_tail: String,
     },
+    /// The proxy benchmark's setup or a request failed.
+    #[error("proxy benchmark: {0}")]
+    Proxy(String),
     /// The `kiln` binary is missing and could not be built.
     #[error("no `kiln` binary at `{}`; run `cargo build --release -p kiln` first", path.display())]
     KilnMissing {

@@ -5,6 +5,7 @@
 //!   pipeline or as an equivalent Makefile.
 //! - [`plan`] times `kiln_pipeline::load` on such a pipeline.
 //! - [`resolve`] times verified plugin-store reads and `--locked` resolution.
+//! - [`proxy`] measures the deployment proxy and rollback latency.
 //! - [`scheduler`] runs the same graph under `kiln run` and `make -j`.
 //! - [`ingest`] stores a file in the blob store against `sha256sum`.
 //! - [`stats`] and [`cpu`] turn runs into figures.
@@ -18,6 +19,7 @@ pub mod dag;
 pub mod error;
 pub mod ingest;
 pub mod plan;
+pub mod proxy;
 pub mod resolve;
 pub mod scheduler;
 pub mod stats;

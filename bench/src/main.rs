@@ -45,6 +45,21 @@ enum Which {
         #[arg(long, default_value_t = 30)]
         iterations: usize,
     },
+    /// Deployment proxy overhead vs direct, and rollback decision latency.
+    Proxy {
+        /// Requests per round and side.
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Rounds per side.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Canary rollbacks timed.
+        #[arg(long, default_value_t = 5)]
+        decisions: usize,
+    },
     /// Run the same DAG of no-op jobs with `kiln run` and `make -j`, side by side.
     Scheduler {
         /// Jobs in the DAG.
@@ -110,6 +125,18 @@ fn main() -> ExitCode {
             sizes: mib.map_or_else(|| vec![1 << 20, 16 << 20], |m| vec![m << 20]),
             references,
             iterations,
+        }
+        .run(),
+        Which::Proxy {
+            requests,
+            connections,
+            rounds,
+            decisions,
+        } => kiln_bench::proxy::ProxyBench {
+            requests,
+            connections: connections.max(1),
+            rounds: rounds.max(1),
+            decisions: decisions.max(1),
         }
         .run(),
         Which::Scheduler {

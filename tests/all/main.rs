@@ -4,6 +4,8 @@ mod validate;
 mod artifacts;
 mod caches_and_gc;
 mod conditions;
+mod deploy;
+mod deploy_support;
 mod diagnostics;
 mod plan;
 mod plugins;

@@ -127,6 +127,19 @@ impl Kiln {
         }
     }
 
+    /// Starts `args`, stdout and stderr piped, without waiting.
+    pub fn spawn_with<I, S>(&self, args: I) -> Child
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kiln starts")
+    }
+
     /// Starts with [`Kiln::args`], stdout and stderr piped, without waiting.
     pub fn spawn(&self) -> Child {
         self.command(self.args.clone())

@@ -34,6 +34,64 @@ pub(crate) enum Command {
     /// Install, list, inspect, remove and verify plugins
     #[command(subcommand)]
     Plugin(crate::command::plugin::PluginCommand),
+    /// Inspect, resume, roll back and simulate deployments
+    #[command(subcommand)]
+    Deploy(DeployCommand),
+    /// Approve a deployment's approval gate (from any terminal)
+    Approve(GateArgs),
+    /// Reject a deployment's approval gate: the rollout rolls back
+    Reject(GateArgs),
+}
+
+/// `kiln approve RUN GATE`.
+#[derive(Debug, Args)]
+pub(crate) struct GateArgs {
+    /// The run whose rollout waits (its number, as `kiln run` printed it)
+    pub run: i64,
+    /// The gate's name (`promote` for `approval: manual`)
+    pub gate: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeployCommand {
+    /// Finish rollouts a killed kiln left behind: a decided promotion, else a rollback
+    Resume {
+        /// Only this service [default: every service]
+        service: Option<String>,
+    },
+    /// List a service's rollouts with their outcomes, newest first
+    History {
+        /// Service name
+        service: String,
+    },
+    /// Switch a service back to the version that served before the current one
+    Rollback {
+        /// Service name
+        service: String,
+    },
+    /// Stop every instance of a service and its proxy
+    Stop {
+        /// Service name
+        service: String,
+    },
+    /// Dry run: a strategy against a JSON script of observations; prints the decisions
+    Simulate {
+        /// The script (see docs/deploy.md)
+        script: PathBuf,
+        /// Strategy reference
+        #[arg(long, default_value = "kiln/rolling@1")]
+        strategy: String,
+    },
+    /// Serve a service's proxy (started by kiln itself)
+    #[command(hide = true)]
+    Proxy {
+        /// Loopback listener
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Control socket
+        #[arg(long)]
+        socket: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

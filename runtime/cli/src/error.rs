@@ -38,6 +38,9 @@ pub(crate) enum CliError {
     /// The artifact store failed or refused.
     #[error("{}", crate::store_adapter::describe(.0))]
     Artifacts(kiln_store::artifacts::Error),
+    /// A deployment operation failed.
+    #[error(transparent)]
+    Deploy(#[from] kiln_deploy::DeployError),
     /// Bad input that clap could not check (secret files, `--job` names, …).
     #[error("{0}")]
     Usage(String),

@@ -36,6 +36,9 @@ fn main() -> ExitCode {
             command::artifacts::run(artifacts, cli.state_dir.as_deref())
         }
         Command::Plugin(plugin) => command::plugin::run(plugin),
+        Command::Deploy(deploy) => command::deploy::run(deploy, cli.state_dir.as_deref()),
+        Command::Approve(gate) => command::deploy::answer(gate, true, cli.state_dir.as_deref()),
+        Command::Reject(gate) => command::deploy::answer(gate, false, cli.state_dir.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

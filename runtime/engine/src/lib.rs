@@ -15,6 +15,7 @@
 pub mod artifacts;
 mod backoff;
 mod context;
+pub mod deploy;
 pub mod event;
 pub mod executor;
 mod job;
@@ -32,6 +33,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use artifacts::ArtifactStore;
+pub use deploy::{DeployRequest, Deployer};
 pub use event::{Event, JobResult, RunId, RunResult, StepResult, Stream};
 pub use executor::{Executor, StepControl, StepExit, StepRequest};
 pub use process::ProcessExecutor;
@@ -57,6 +59,8 @@ pub struct RunOptions {
     /// Where `artifacts:`, `download:` and `cache:` go. Without one, a job
     /// that uses them fails with a reason saying so.
     pub artifacts: Option<std::sync::Arc<dyn ArtifactStore>>,
+    /// Carries out `deploy:` jobs; without one they fail with a message.
+    pub deployer: Option<std::sync::Arc<dyn Deployer>>,
 }
 
 impl RunOptions {
@@ -71,6 +75,7 @@ impl RunOptions {
             grace: Duration::from_secs(5),
             temp_root: None,
             artifacts: None,
+            deployer: None,
         }
     }
 }

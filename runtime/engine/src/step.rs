@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context;
 use crate::event::{Event, StepResult, Stream};
-use crate::executor::{StepControl, StepExit, StepRequest};
+use crate::executor::{BoxFuture, OutputSender, StepControl, StepExit, StepRequest};
 use crate::lines::LineSplitter;
 use crate::outputs;
 use crate::run::Shared;
@@ -262,6 +262,7 @@ impl<'a> StepRunner<'a> {
                 self.note(index, message);
                 return (StepResult::InfrastructureError, None, Vec::new());
             }
+            StepAction::Deploy(deploy) => return self.deploy(index, step, deploy).await,
         };
         let request = match self.request(index, step, script, shell, working_directory.as_ref()) {
             Ok(request) => request,
@@ -271,7 +272,12 @@ impl<'a> StepRunner<'a> {
             }
         };
         let output_file = self.output_file(index);
-        let (result, exit) = self.drive(index, step, request).await;
+        let executor = self.shared.executor.clone();
+        let (result, exit) = self
+            .drive(index, step, |tx, control| {
+                executor.run_step(request, tx, control)
+            })
+            .await;
         let outputs = match self.read_outputs(&output_file) {
             Ok(outputs) => outputs,
             Err(message) => {
@@ -384,7 +390,7 @@ impl<'a> StepRunner<'a> {
         &self,
         index: usize,
         step: &Step,
-        request: StepRequest,
+        start: impl FnOnce(OutputSender, StepControl) -> BoxFuture<'static, StepExit>,
     ) -> (StepResult, Option<i32>) {
         let step_deadline = step.timeout.map(|t| Deadline::now() + t);
         let deadline = match (step_deadline, self.deadline) {
@@ -398,7 +404,7 @@ impl<'a> StepRunner<'a> {
             grace: self.shared.options.grace,
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut exit = self.shared.executor.run_step(request, tx, control);
+        let mut exit = start(tx, control);
         let mut splitters = [LineSplitter::default(), LineSplitter::default()];
         let mut stopped_by: Option<StepResult> = None;
         let masker = &self.shared.masker;
@@ -467,6 +473,108 @@ impl<'a> StepRunner<'a> {
                 (StepResult::InfrastructureError, None)
             }
         }
+    }
+
+    /// Renders a `deploy:` job's templates and drives its rollout like a
+    /// step (output, deadlines and cancellation are the same).
+    async fn deploy(
+        &mut self,
+        index: usize,
+        step: &Step,
+        deploy: &kiln_pipeline::Deploy,
+    ) -> (StepResult, Option<i32>, Vec<(String, String)>) {
+        let Some(deployer) = self.shared.options.deployer.clone() else {
+            self.note(
+                index,
+                "this build of kiln cannot run `deploy:` jobs (no deployer)",
+            );
+            return (StepResult::InfrastructureError, None, Vec::new());
+        };
+        let request = match self.deploy_request(deploy) {
+            Ok(request) => request,
+            Err(message) => {
+                self.note(index, &message);
+                return (StepResult::Failed, None, Vec::new());
+            }
+        };
+        let (result, exit) = self
+            .drive(index, step, |tx, control| {
+                deployer.deploy(request, tx, control)
+            })
+            .await;
+        (result, exit, Vec::new())
+    }
+
+    fn deploy_request(
+        &self,
+        deploy: &kiln_pipeline::Deploy,
+    ) -> Result<crate::DeployRequest, String> {
+        use crate::deploy::{DeployRunSpec, RenderedPlugin};
+        use kiln_pipeline::DeployRun;
+        let mut cx = self.context(self.current_status());
+        // Like a step, the rollout sees only the secrets its own fields name.
+        let named = self.secrets_for(
+            deploy
+                .env
+                .iter()
+                .chain(&deploy.strategy.with)
+                .chain(deploy.health.iter().flat_map(|h| &h.with))
+                .map(|(_, t)| t),
+        );
+        if let (Some(Value::Object(all)), Value::Object(more)) =
+            (cx.values.get_mut("secrets"), named)
+        {
+            all.extend(more);
+        }
+        let cx = cx;
+        let render = |what: &str, t: &Template| {
+            t.render(&cx)
+                .map_err(|e| format!("cannot evaluate `deploy.{what}`: {e}"))
+        };
+        let pairs =
+            |what: &str, pairs: &[(String, Template)]| -> Result<Vec<(String, String)>, String> {
+                pairs
+                    .iter()
+                    .map(|(k, t)| Ok((k.clone(), render(&format!("{what}.{k}"), t)?)))
+                    .collect()
+            };
+        let plugin = |what: &str, p: &kiln_pipeline::PluginUse| -> Result<RenderedPlugin, String> {
+            Ok(RenderedPlugin {
+                uses: p.uses.clone(),
+                with: pairs(&format!("{what}.with"), &p.with)?,
+            })
+        };
+        let mut env = self.env.clone();
+        env.extend(pairs("env", &deploy.env)?);
+        Ok(crate::DeployRequest {
+            run: self.shared.options.run_id,
+            job: self.job.name.clone(),
+            workspace: self.shared.options.workspace.clone(),
+            target: deploy.target,
+            service: deploy.service.clone(),
+            run_spec: match &deploy.run {
+                DeployRun::Command(t) => DeployRunSpec::Command(render("command", t)?),
+                DeployRun::Image(t) => DeployRunSpec::Image(render("image", t)?),
+            },
+            version: deploy
+                .version
+                .as_ref()
+                .map(|t| render("version", t))
+                .transpose()?,
+            port: deploy.port,
+            replicas: deploy.replicas,
+            env,
+            readiness: deploy.readiness.clone(),
+            strategy: plugin("strategy", &deploy.strategy)?,
+            health: deploy
+                .health
+                .as_ref()
+                .map(|h| plugin("health", h))
+                .transpose()?,
+            manual_approval: deploy.manual_approval,
+            approval_timeout: deploy.approval_timeout,
+            proxy: deploy.proxy.clone(),
+        })
     }
 
     fn read_outputs(&self, path: &PathBuf) -> Result<Vec<(String, String)>, String> {

@@ -61,6 +61,7 @@ pub(crate) struct Job {
     pub artifacts: Vec<Artifact>,
     pub download: Option<Vec<Text>>,
     pub cache: Option<Cache>,
+    pub deploy: Option<Deploy>,
 }
 
 /// One `name: paths` entry of `artifacts:`.
@@ -76,6 +77,33 @@ pub(crate) struct Cache {
     pub key: Text,
     pub restore_keys: Vec<Text>,
     pub paths: Vec<Text>,
+}
+
+/// `deploy:` of a job, checked but with its strings still raw.
+#[derive(Debug, Clone)]
+pub(crate) struct Deploy {
+    pub span: Span,
+    pub target: crate::plan::DeployTarget,
+    pub service: String,
+    pub command: Option<Text>,
+    pub image: Option<Text>,
+    pub version: Option<Text>,
+    pub port: Option<u16>,
+    pub replicas: u32,
+    pub env: Vec<Pair>,
+    pub readiness: crate::plan::Readiness,
+    pub strategy: Option<PluginUse>,
+    pub health: Option<PluginUse>,
+    pub manual_approval: bool,
+    pub approval_timeout: Duration,
+    pub proxy: crate::plan::ProxyConfig,
+}
+
+/// `{ uses, with }` as written.
+#[derive(Debug, Clone)]
+pub(crate) struct PluginUse {
+    pub uses: Text,
+    pub with: Vec<Pair>,
 }
 
 /// One step of a job.

@@ -28,8 +28,8 @@ mod tests;
 
 pub use diagnostic::{Diagnostic, LoadError, Severity};
 pub use plan::{
-    ArtifactSpec, CacheSpec, FsAccess, Job, JobId, Permissions, Plan, RetryOn, RetryPolicy, Step,
-    StepAction,
+    ArtifactSpec, CacheSpec, Deploy, DeployRun, DeployTarget, FsAccess, Job, JobId, Permissions,
+    Plan, PluginUse, ProxyConfig, Readiness, RetryOn, RetryPolicy, Step, StepAction, Sticky,
 };
 pub use select::SelectError;
 pub use source::{SourceFile, Span};

@@ -168,6 +168,9 @@ pub enum StepAction {
         /// The artifact name (`dist/` → `dist`).
         name: String,
     },
+    /// The rollout of a `deploy:` job (its only step), run by the engine's
+    /// `Deployer`.
+    Deploy(Box<Deploy>),
     /// A seed-document step kind that parses but is implemented by a later
     /// milestone (`checkout`). The engine
     /// fails such a step with `message` instead of silently skipping it.
@@ -238,4 +241,103 @@ impl Default for RetryPolicy {
             on: vec![RetryOn::Any],
         }
     }
+}
+
+/// A `deploy:` job: roll `version` of `service` out to `target`.
+///
+/// Strings that may hold `${{ }}` expressions are [`Template`]s, rendered by
+/// the engine when the job runs; the rest is checked here.
+#[derive(Debug, Clone)]
+pub struct Deploy {
+    /// Where instances run.
+    pub target: DeployTarget,
+    /// Service name (`[a-z0-9-]`, starts with a letter): keys the rollout
+    /// state, the proxy and instance names.
+    pub service: String,
+    /// What an instance runs.
+    pub run: DeployRun,
+    /// The version label; `None` for an image means its tag.
+    pub version: Option<Template>,
+    /// The port the service listens on inside a container (`docker`); a
+    /// `process` instance gets its port in `$PORT`.
+    pub port: Option<u16>,
+    /// Instances of the version when fully rolled out.
+    pub replicas: u32,
+    /// Env of every instance.
+    pub env: Vec<(String, Template)>,
+    /// When a started instance counts as up.
+    pub readiness: Readiness,
+    /// The strategy component and its `with:` parameters.
+    pub strategy: PluginUse,
+    /// The health-check component, if any (else readiness is the health).
+    pub health: Option<PluginUse>,
+    /// `approval: manual`: a gate named `promote` before promotion.
+    pub manual_approval: bool,
+    /// How long an approval gate waits before it counts as rejected.
+    pub approval_timeout: Duration,
+    /// The service's proxy.
+    pub proxy: ProxyConfig,
+}
+
+/// `target:` of a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployTarget {
+    /// Local processes on loopback ports.
+    Process,
+    /// Docker containers.
+    Docker,
+}
+
+/// `command:` or `image:`.
+#[derive(Debug, Clone)]
+pub enum DeployRun {
+    /// A shell command line (`sh -c`), for the `process` target.
+    Command(Template),
+    /// A container image, for the `docker` target.
+    Image(Template),
+}
+
+/// `readiness: { path, timeout }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// An HTTP path that must answer below 500; `None` means a TCP connect.
+    pub path: Option<String>,
+    /// How long an instance may take to become ready.
+    pub timeout: Duration,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            path: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `{ uses: REF, with: {…} }` of a strategy or health check.
+#[derive(Debug, Clone)]
+pub struct PluginUse {
+    /// The reference as written (`kiln/canary@1`, `./x.wasm`, …).
+    pub uses: String,
+    /// `with:` parameters.
+    pub with: Vec<(String, Template)>,
+}
+
+/// `proxy: { listen, sticky }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// Loopback address the proxy listens on.
+    pub listen: std::net::SocketAddr,
+    /// Sticky sessions, if any.
+    pub sticky: Option<Sticky>,
+}
+
+/// How a client keeps landing on the same version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sticky {
+    /// Hash of this cookie's value (the proxy sets it when absent).
+    Cookie(String),
+    /// Hash of this request header's value.
+    Header(String),
 }

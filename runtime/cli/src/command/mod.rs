@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 pub(crate) mod artifacts;
+pub(crate) mod deploy;
 pub(crate) mod plan;
 pub(crate) mod plugin;
 pub(crate) mod run;

@@ -243,6 +243,9 @@ async fn engine_run(
     }
     options.secrets = secrets;
     options.vars = vars;
+    options.deployer = Some(std::sync::Arc::new(super::deploy::CliDeployer::new(
+        state.clone(),
+    )));
     options.artifacts = Some(std::sync::Arc::new(
         crate::store_adapter::StoreAdapter::new(state),
     ));

@@ -41,7 +41,8 @@ const RETRY_ON: &[&str] = &["timeout", "infrastructure", "any"];
 
 /// Containers, services and executors.
 pub(super) const CONTAINERS: &str = "container jobs arrive with issue #4 (containers)";
-const DEPLOY: &str = "deployments arrive with issue #6 (deployments)";
+/// Seed deployment fields that `deploy:` replaces.
+const DEPLOY: &str = "describe the rollout with a `deploy:` job (docs/deploy.md)";
 
 /// `[A-Za-z_][A-Za-z0-9_-]*`: safe in logs, paths and `needs.<job>`.
 pub(crate) fn is_valid_job_name(name: &str) -> bool {
@@ -84,6 +85,7 @@ impl Decoder {
             artifacts: Vec::new(),
             download: None,
             cache: None,
+            deploy: None,
         };
         let mut spellings = Spellings::default();
         let mut steps_node = None;
@@ -113,11 +115,15 @@ impl Decoder {
                 "environment" => {
                     self.not_yet_supported(k.span, "the deployment `environment`", DEPLOY)
                 }
-                "manual_approval" => self.not_yet_supported(k.span, "`manual_approval`", DEPLOY),
+                "manual_approval" => self.not_yet_supported(
+                    k.span,
+                    "`manual_approval`",
+                    "use `approval: manual` under `deploy:`",
+                ),
                 "deploy" => {
-                    // A deploy job's work is the rollout; it needs no steps.
+                    // A deploy job's work is the rollout; it has no steps.
                     deploys = true;
-                    self.not_yet_supported(k.span, "`deploy`", DEPLOY);
+                    job.deploy = self.deploy(k, v, &key.name);
                 }
                 "executor" => self.not_yet_supported(k.span, "`executor`", CONTAINERS),
                 "services" => self.not_yet_supported(k.span, "`services`", CONTAINERS),
@@ -149,6 +155,16 @@ impl Decoder {
             }
         }
         match steps_node {
+            Some(node) if deploys => self.push(
+                Diagnostic::error(
+                    "conflicting-fields",
+                    node.span,
+                    format!("job `{}` has both `deploy` and `steps`", key.name),
+                )
+                .with_help(
+                    "a deploy job's work is the rollout: move the steps into a job it `needs`",
+                ),
+            ),
             Some(node) => job.steps = self.steps(node, &key.name),
             None if deploys => {}
             None => self.push(

@@ -198,6 +198,13 @@ fn lower_job(
             paths: a.paths.iter().map(|t| t.value.clone()).collect(),
         })
         .collect();
+    if let Some(deploy) = &job.deploy {
+        let visible = Visible {
+            steps: &[],
+            ..job_visible
+        };
+        steps.extend(lower_deploy(texts, deploy, &visible, &lookup));
+    }
     let title = job
         .title
         .as_ref()
@@ -374,6 +381,88 @@ fn check_downloads(
     }
     names.iter().map(|t| t.value.clone()).collect()
 }
+
+/// A deploy job becomes one step, `deploy <service>`, whose action is the
+/// rollout; its strings become templates like any step's.
+fn lower_deploy(
+    texts: &mut Texts<'_>,
+    deploy: &ast::Deploy,
+    visible: &Visible<'_>,
+    lookup: &text::Lookup<'_>,
+) -> Option<Step> {
+    use crate::plan::{Deploy, DeployRun, PluginUse};
+    let run = match (&deploy.command, &deploy.image) {
+        (Some(c), _) => DeployRun::Command(texts.template(c, visible, Some(lookup))?),
+        (None, Some(i)) => DeployRun::Image(texts.template(i, visible, Some(lookup))?),
+        (None, None) => return None,
+    };
+    let version = match &deploy.version {
+        Some(v) => Some(texts.template(v, visible, Some(lookup))?),
+        None => None,
+    };
+    let env = pair_templates(texts, &deploy.env, visible, lookup)?;
+    let strategy = match &deploy.strategy {
+        Some(s) => PluginUse {
+            uses: s.uses.value.clone(),
+            with: pair_templates(texts, &s.with, visible, lookup)?,
+        },
+        None => PluginUse {
+            uses: DEFAULT_STRATEGY.into(),
+            with: Vec::new(),
+        },
+    };
+    let health = match &deploy.health {
+        Some(h) => Some(PluginUse {
+            uses: h.uses.value.clone(),
+            with: pair_templates(texts, &h.with, visible, lookup)?,
+        }),
+        None => None,
+    };
+    Some(Step {
+        id: None,
+        name: format!("deploy {}", deploy.service),
+        action: StepAction::Deploy(Box::new(Deploy {
+            target: deploy.target,
+            service: deploy.service.clone(),
+            run,
+            version,
+            port: deploy.port,
+            replicas: deploy.replicas,
+            env,
+            readiness: deploy.readiness.clone(),
+            strategy,
+            health,
+            manual_approval: deploy.manual_approval,
+            approval_timeout: deploy.approval_timeout,
+            proxy: deploy.proxy.clone(),
+        })),
+        condition: None,
+        env: Vec::new(),
+        timeout: None,
+        continue_on_error: false,
+        span: deploy.span,
+    })
+}
+
+fn pair_templates(
+    texts: &mut Texts<'_>,
+    pairs: &[Pair],
+    visible: &Visible<'_>,
+    lookup: &text::Lookup<'_>,
+) -> Option<Vec<(String, Template)>> {
+    pairs
+        .iter()
+        .map(|p| {
+            Some((
+                p.name.clone(),
+                texts.template(&p.value, visible, Some(lookup))?,
+            ))
+        })
+        .collect()
+}
+
+/// The strategy of a `deploy:` without `strategy:`.
+const DEFAULT_STRATEGY: &str = "kiln/rolling@1";
 
 fn refers_to_itself(name: &str, value: &str) -> bool {
     value.match_indices("${").any(|(i, _)| {

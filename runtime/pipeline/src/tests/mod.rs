@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod decode;
+mod deploy;
 mod expressions;
 mod graph;
 mod hostile;

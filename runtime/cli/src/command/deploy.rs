@@ -1,0 +1,395 @@
+//! `deploy:` jobs and `kiln deploy …` / `kiln approve` / `kiln reject`:
+//! the CLI's side of kiln-deploy. [`CliDeployer`] is the engine's
+//! [`Deployer`]: it turns the rendered request into a rollout and streams
+//! the controller's progress as the job's output.
+//!
+//! Strategies and health checks are resolved in [`strategy`] and
+//! [`health`]: until the WASM host is connected, only test builds have
+//! (native stand-ins for) the first-party ones.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kiln_deploy::contract::{ApprovalAnswer, KeyValue};
+use kiln_deploy::controller::{Log, Tuning};
+use kiln_deploy::journal::Journal;
+use kiln_deploy::platform::{Platform, ProcessPlatform};
+use kiln_deploy::proxy::{Router, Traffic};
+use kiln_deploy::spec::{self, Readiness, RolloutSettings, RunSpec, ServiceSpec, Sticky};
+use kiln_deploy::{Controller, HealthCheck, Outcome, Strategy, resume};
+use kiln_engine::Stream;
+use kiln_engine::deploy::{DeployRequest, DeployRunSpec, Deployer};
+use kiln_engine::executor::{BoxFuture, OutputSender, StepControl, StepExit};
+use kiln_pipeline::DeployTarget;
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{DeployCommand, GateArgs};
+use crate::error::{CliError, EXIT_FAILED};
+use crate::locate;
+
+/// Resolves a strategy reference. The seam the WASM host plugs into.
+fn strategy(uses: &str) -> Result<Box<dyn Strategy>, String> {
+    kiln_deploy::stand_in_strategy(uses).ok_or_else(|| {
+        format!("strategy `{uses}` needs the WASI plugin runtime, which this build of kiln does not have yet")
+    })
+}
+
+/// Resolves a health-check reference. The seam the WASM host plugs into.
+fn health(uses: &str) -> Result<Arc<dyn HealthCheck>, String> {
+    kiln_deploy::stand_in_health(uses).ok_or_else(|| {
+        format!("health check `{uses}` needs the WASI plugin runtime, which this build of kiln does not have yet")
+    })
+}
+
+/// The platform of a target. The seam kiln-docker plugs into.
+fn platform(target: DeployTarget) -> Result<Arc<dyn Platform>, String> {
+    match target {
+        DeployTarget::Process => Ok(Arc::new(ProcessPlatform::new())),
+        DeployTarget::Docker => Err("the `docker` target needs the container runtime, which this build of kiln does not have yet".into()),
+    }
+}
+
+/// How a proxy process is started: this binary, `kiln deploy proxy`.
+fn launch_proxy(listen: SocketAddr, socket: &Path) -> std::process::Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kiln"));
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["deploy", "proxy", "--listen"])
+        .arg(listen.to_string())
+        .arg("--socket")
+        .arg(socket);
+    cmd
+}
+
+/// The engine's deployer.
+#[derive(Debug)]
+pub(crate) struct CliDeployer {
+    state_dir: PathBuf,
+}
+
+impl CliDeployer {
+    pub(crate) fn new(state_dir: PathBuf) -> Self {
+        Self { state_dir }
+    }
+}
+
+fn pairs(pairs: &[(String, String)]) -> Vec<KeyValue> {
+    pairs
+        .iter()
+        .map(|(k, v)| KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
+}
+
+fn to_spec(r: &DeployRequest) -> (ServiceSpec, RolloutSettings) {
+    let (run, version) = match &r.run_spec {
+        DeployRunSpec::Command(c) => (
+            RunSpec::Command(c.clone()),
+            r.version.clone().unwrap_or_default(),
+        ),
+        DeployRunSpec::Image(i) => (
+            RunSpec::Image(i.clone()),
+            r.version.clone().unwrap_or_else(|| spec::image_version(i)),
+        ),
+    };
+    let spec = ServiceSpec {
+        service: r.service.clone(),
+        version,
+        run,
+        port: r.port,
+        replicas: r.replicas,
+        env: r.env.clone(),
+        workdir: r.workspace.clone(),
+        readiness: Readiness {
+            path: r.readiness.path.clone(),
+            timeout: r.readiness.timeout,
+        },
+        health_params: r
+            .health
+            .as_ref()
+            .map(|h| pairs(&h.with))
+            .unwrap_or_default(),
+    };
+    let settings = RolloutSettings {
+        run: r.run,
+        strategy: r.strategy.uses.clone(),
+        strategy_params: pairs(&r.strategy.with),
+        health: r.health.as_ref().map(|h| h.uses.clone()),
+        manual_approval: r.manual_approval,
+        approval_timeout: r.approval_timeout,
+        listen: r.proxy.listen,
+        sticky: r.proxy.sticky.as_ref().map(|s| match s {
+            kiln_pipeline::Sticky::Cookie(n) => Sticky::Cookie(n.clone()),
+            kiln_pipeline::Sticky::Header(n) => Sticky::Header(n.clone()),
+        }),
+    };
+    (spec, settings)
+}
+
+impl Deployer for CliDeployer {
+    fn deploy(
+        &self,
+        request: DeployRequest,
+        output: OutputSender,
+        control: StepControl,
+    ) -> BoxFuture<'static, StepExit> {
+        let state_dir = self.state_dir.clone();
+        Box::pin(async move {
+            let log: Log = {
+                let output = output.clone();
+                Arc::new(move |line: &str| {
+                    let _ = output.send((Stream::Stdout, format!("{line}\n").into_bytes()));
+                })
+            };
+            match rollout(&state_dir, request, log, control.stop).await {
+                Ok(Outcome::Promoted) => StepExit::Exited(0),
+                Ok(Outcome::RolledBack(_)) => StepExit::Exited(1),
+                Err(message) => StepExit::Infrastructure(message),
+            }
+        })
+    }
+}
+
+async fn rollout(
+    state_dir: &Path,
+    request: DeployRequest,
+    log: Log,
+    stop: CancellationToken,
+) -> Result<Outcome, String> {
+    let (spec, settings) = to_spec(&request);
+    let mut strategy = strategy(&settings.strategy)?;
+    let health = settings.health.as_deref().map(health).transpose()?;
+    let platform = platform(request.target)?;
+    let journal = Journal::open(state_dir).map_err(|e| e.to_string())?;
+    let traffic = resume::ensure_proxy(&journal, &spec.service, settings.listen, &launch_proxy)
+        .await
+        .map_err(|e| e.to_string())?;
+    log(&format!(
+        "proxy of `{}` on http://{}",
+        spec.service, settings.listen
+    ));
+    let controller = Controller {
+        journal: &journal,
+        platform,
+        traffic: Arc::new(traffic),
+        health,
+        log,
+        stop,
+        tuning: Tuning::default(),
+    };
+    controller
+        .rollout(spec, settings, strategy.as_mut())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn state(state_dir: Option<&Path>) -> PathBuf {
+    let located = match state_dir {
+        Some(_) => None,
+        None => locate::pipeline(None).ok(),
+    };
+    locate::state_dir(state_dir, located.as_ref())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Engine(format!("cannot start the async runtime: {e}")))
+}
+
+fn print_log() -> Log {
+    Arc::new(|line: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    })
+}
+
+/// `kiln approve|reject RUN GATE`.
+pub(crate) fn answer(
+    gate: &GateArgs,
+    approve: bool,
+    state_dir: Option<&Path>,
+) -> Result<u8, CliError> {
+    let journal = Journal::open(&state(state_dir))?;
+    let (answer, word) = if approve {
+        (ApprovalAnswer::Approved, "approved")
+    } else {
+        (ApprovalAnswer::Rejected, "rejected")
+    };
+    let who = format!("{word} by pid {}", std::process::id());
+    journal
+        .answer(gate.run, &gate.gate, answer, &who)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    println!("gate `{}` of run {} {word}", gate.gate, gate.run);
+    Ok(0)
+}
+
+/// `kiln deploy …`.
+pub(crate) fn run(command: &DeployCommand, state_dir: Option<&Path>) -> Result<u8, CliError> {
+    if let DeployCommand::Proxy { listen, socket } = command {
+        // The proxy serves many connections: two workers on the 2-core
+        // reference machine beat one.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Engine(format!("cannot start the async runtime: {e}")))?;
+        rt.block_on(kiln_deploy::proxy::run_daemon(*listen, socket))?;
+        return Ok(0);
+    }
+    if let DeployCommand::Simulate {
+        script,
+        strategy: uses,
+    } = command
+    {
+        return simulate(script, uses);
+    }
+    let journal = Journal::open(&state(state_dir))?;
+    match command {
+        DeployCommand::History { service } => history(&journal, service),
+        DeployCommand::Resume { service } => {
+            runtime()?.block_on(resume_all(&journal, service.as_deref()))
+        }
+        DeployCommand::Rollback { service } => runtime()?.block_on(rollback(&journal, service)),
+        DeployCommand::Stop { service } => runtime()?.block_on(async {
+            let c = offline_controller(&journal, Arc::new(Arc::new(Router::new())));
+            let n = resume::stop_service(&c, service).await?;
+            println!("stopped `{service}`: {n} instances and its proxy");
+            Ok(0)
+        }),
+        DeployCommand::Proxy { .. } | DeployCommand::Simulate { .. } => {
+            unreachable!("handled above")
+        }
+    }
+}
+
+fn offline_controller<'a>(journal: &'a Journal, traffic: Arc<dyn Traffic>) -> Controller<'a> {
+    Controller {
+        journal,
+        platform: Arc::new(ProcessPlatform::new()),
+        traffic,
+        health: None,
+        log: print_log(),
+        stop: CancellationToken::new(),
+        tuning: Tuning::default(),
+    }
+}
+
+async fn resume_all(journal: &Journal, service: Option<&str>) -> Result<u8, CliError> {
+    let unfinished = journal.unfinished(service)?;
+    if unfinished.is_empty() {
+        println!(
+            "nothing to resume: every rollout{} finished",
+            service.map_or(String::new(), |s| format!(" of `{s}`"))
+        );
+        return Ok(0);
+    }
+    let mut code = 0;
+    for record in unfinished {
+        let traffic = resume::ensure_proxy(
+            journal,
+            &record.service,
+            record.settings.listen,
+            &launch_proxy,
+        )
+        .await?;
+        let mut c = offline_controller(journal, Arc::new(traffic));
+        if let Some(uses) = &record.settings.health {
+            c.health = Some(health(uses).map_err(CliError::Usage)?);
+        }
+        match resume::resume(&c, &record).await? {
+            Outcome::Promoted => {}
+            Outcome::RolledBack(_) => code = EXIT_FAILED,
+        }
+    }
+    Ok(code)
+}
+
+async fn rollback(journal: &Journal, service: &str) -> Result<u8, CliError> {
+    let record = journal.service(service)?;
+    let listen = record.proxy.as_ref().map(|p| p.listen).ok_or_else(|| {
+        CliError::Usage(format!("service `{service}` has never been deployed here"))
+    })?;
+    let traffic = resume::ensure_proxy(journal, service, listen, &launch_proxy).await?;
+    let c = offline_controller(journal, Arc::new(traffic));
+    match resume::rollback_service(&c, service, 0).await? {
+        Outcome::Promoted => Ok(0),
+        Outcome::RolledBack(_) => Ok(EXIT_FAILED),
+    }
+}
+
+fn history(journal: &Journal, service: &str) -> Result<u8, CliError> {
+    let rows = journal.history(service)?;
+    if rows.is_empty() {
+        println!("no rollouts of `{service}` recorded");
+        return Ok(0);
+    }
+    let now = SystemTime::now();
+    println!(
+        "{:>7}  {:>4}  {:<12} {:<12} {:<12} {:<10} {:>8}  REASON",
+        "ROLLOUT", "RUN", "VERSION", "FROM", "OUTCOME", "STARTED", "DURATION"
+    );
+    for r in rows {
+        let started = UNIX_EPOCH + Duration::from_millis(r.started_ms.max(0) as u64);
+        let duration = r
+            .finished_ms
+            .map(|f| {
+                crate::units::duration(Duration::from_millis((f - r.started_ms).max(0) as u64))
+            })
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:>7}  {:>4}  {:<12} {:<12} {:<12} {:<10} {:>8}  {}",
+            r.id,
+            r.run,
+            r.candidate,
+            r.stable.as_deref().unwrap_or("-"),
+            r.status,
+            crate::units::ago(started, now),
+            duration,
+            r.reason.as_deref().unwrap_or("")
+        );
+    }
+    Ok(0)
+}
+
+fn simulate(path: &Path, uses: &str) -> Result<u8, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let script: kiln_deploy::simulate::Script = serde_json::from_str(&text).map_err(|e| {
+        CliError::Usage(format!(
+            "`{}` is not a valid simulation script: {e}",
+            path.display()
+        ))
+    })?;
+    let mut strategy = strategy(uses).map_err(CliError::Usage)?;
+    let (steps, end) = kiln_deploy::simulate::simulate(strategy.as_mut(), &script);
+    for s in &steps {
+        println!("{:>8}  {}", format!("{}ms", s.at_ms), s.decision);
+    }
+    use kiln_deploy::simulate::SimulationEnd as End;
+    let (line, code) = match end {
+        End::Promoted => ("promoted".to_owned(), 0),
+        End::RolledBack(reason) => (format!("rolled back: {reason}"), EXIT_FAILED),
+        End::DoneWithoutPromotion => (
+            "done without promoting (the controller would roll back)".to_owned(),
+            EXIT_FAILED,
+        ),
+        End::StrategyError(e) => (
+            format!("strategy error: {e} (the controller would roll back)"),
+            EXIT_FAILED,
+        ),
+        End::TooManyDecisions => (
+            format!("no end after {} decisions", script.max_decisions),
+            EXIT_FAILED,
+        ),
+    };
+    println!("{line}");
+    Ok(code)
+}

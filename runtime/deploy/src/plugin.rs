@@ -1,0 +1,37 @@
+//! The two narrow traits the controller drives: a [`Strategy`] decides, a
+//! [`HealthCheck`] observes. The WASM host implements both over the
+//! `deploy-strategy` and `health-check` worlds; the controller never knows
+//! whether it talks to a component.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::contract::{HealthReport, KeyValue, Metadata, NextStep, RolloutState, Target};
+
+/// A boxed, sendable future, so the traits stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// `world deploy-strategy`: pure decision logic. It performs no effect;
+/// everything it knows comes in [`RolloutState`], including its own memo.
+pub trait Strategy: Send {
+    /// What the strategy is and accepts (`metadata()`).
+    fn metadata(&self) -> Metadata;
+
+    /// The next effect (`next(state)`). An `Err` is a bad parameter or a
+    /// strategy failure; the controller rolls back with its message.
+    fn next(&mut self, state: &RolloutState) -> Result<NextStep, String>;
+}
+
+/// `world health-check`: checks one instance once.
+pub trait HealthCheck: Send + Sync {
+    /// What the check is and needs (`metadata()`).
+    fn metadata(&self) -> Metadata;
+
+    /// `check(target, params)`. Never fails: a check that cannot decide
+    /// reports `unknown`.
+    fn check<'a>(
+        &'a self,
+        target: &'a Target,
+        params: &'a [KeyValue],
+    ) -> BoxFuture<'a, HealthReport>;
+}

@@ -1,0 +1,196 @@
+//! The HTTP/1.1 reverse proxy on the service's loopback listener (hyper:
+//! keep-alive and chunked bodies on both sides are its job, not ours).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::router::Router;
+use crate::spec::Sticky;
+
+/// What the proxy answers with.
+pub type ProxyBody = Either<Tracked, Full<Bytes>>;
+
+/// A backend's response body that keeps its request counted as in flight
+/// until the last byte went out (so draining waits for streamed bodies).
+pub struct Tracked {
+    inner: Incoming,
+    _guard: InFlight,
+}
+
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serves `listener` until `shutdown` fires.
+pub async fn serve(listener: TcpListener, router: Arc<Router>, shutdown: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(router.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+static SESSIONS: AtomicU64 = AtomicU64::new(1);
+
+fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(text.to_owned()))));
+    *r.status_mut() = status;
+    r
+}
+
+/// The sticky key of a request, and a new cookie value when the request
+/// has none.
+fn sticky_key(
+    req: &Request<Incoming>,
+    sticky: Option<&Sticky>,
+) -> (Option<String>, Option<String>) {
+    match sticky {
+        None => (None, None),
+        Some(Sticky::Header(name)) => (
+            req.headers()
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            None,
+        ),
+        Some(Sticky::Cookie(name)) => {
+            let found = req
+                .headers()
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|c| c.trim().split_once('='))
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.to_owned());
+            match found {
+                Some(v) => (Some(v), None),
+                None => {
+                    let fresh = format!(
+                        "{}-{}",
+                        std::process::id(),
+                        SESSIONS.fetch_add(1, Ordering::Relaxed)
+                    );
+                    (Some(fresh.clone()), Some(fresh))
+                }
+            }
+        }
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection, not the
+/// next; hyper frames bodies itself.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+async fn handle(
+    router: Arc<Router>,
+    mut req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let live = router.live();
+    let (key, new_cookie) = sticky_key(&req, live.table.sticky.as_ref());
+    let Some(backend) = router.pick(&live, key.as_deref()) else {
+        return Ok(plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "kiln proxy: no healthy instance\n",
+        ));
+    };
+    backend.in_flight.fetch_add(1, Ordering::SeqCst);
+    let guard = InFlight(backend.in_flight.clone());
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let uri = format!("http://{}{}", backend.backend.addr, path);
+    match uri.parse() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => {
+            return Ok(plain(
+                StatusCode::BAD_REQUEST,
+                "kiln proxy: bad request target\n",
+            ));
+        }
+    }
+    for h in HOP_BY_HOP {
+        req.headers_mut().remove(*h);
+    }
+    let started = Instant::now();
+    let result = backend.client.request(req).await;
+    let latency = started.elapsed();
+    let mut response = match result {
+        Ok(resp) => {
+            backend
+                .stats
+                .record(latency, resp.status().is_server_error());
+            resp.map(|inner| {
+                Either::Left(Tracked {
+                    inner,
+                    _guard: guard,
+                })
+            })
+        }
+        Err(e) => {
+            backend.stats.record(latency, true);
+            tracing::debug!(instance = %backend.backend.instance, error = %e, "backend failed");
+            plain(
+                StatusCode::BAD_GATEWAY,
+                "kiln proxy: the instance did not answer\n",
+            )
+        }
+    };
+    if let (Some(value), Some(Sticky::Cookie(name))) = (new_cookie, live.table.sticky.as_ref())
+        && let Ok(v) = HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly"))
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}

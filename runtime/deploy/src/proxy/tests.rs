@@ -1,0 +1,251 @@
+//! The proxy against real loopback backends: body framing, weights,
+//! sticky sessions, errors.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use super::{Backend, Router, RoutingTable, serve};
+use crate::spec::Sticky;
+
+/// Answers `VERSION:` + the request body, streamed back chunked (no
+/// content length), or a 500 when `version` is `bad`.
+async fn backend(version: &'static str) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: Request<hyper::body::Incoming>| async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let mut text = format!("{version}:").into_bytes();
+                        text.extend_from_slice(&body);
+                        let mut r = Response::new(two_frames::two(text));
+                        if version == "bad" {
+                            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                        }
+                        Ok::<_, Infallible>(r)
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A body of two frames and no length, so the response is chunked.
+mod two_frames {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use hyper::body::Frame;
+
+    pub struct Two(Vec<Vec<u8>>);
+
+    pub fn two(text: Vec<u8>) -> Two {
+        let mid = text.len() / 2;
+        Two(vec![text[mid..].to_vec(), text[..mid].to_vec()])
+    }
+
+    impl hyper::body::Body for Two {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.pop().map(|b| Ok(Frame::data(Bytes::from(b)))))
+        }
+    }
+}
+
+async fn proxy(table: RoutingTable) -> (SocketAddr, Arc<Router>, CancellationToken) {
+    let router = Arc::new(Router::new());
+    router.set_table(table);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(l, router.clone(), stop.clone()));
+    (addr, router, stop)
+}
+
+fn table(backends: &[(&str, SocketAddr)], weight: u8, sticky: Option<Sticky>) -> RoutingTable {
+    RoutingTable {
+        stable: Some("v1".into()),
+        candidate: Some("v2".into()),
+        weight,
+        backends: backends
+            .iter()
+            .enumerate()
+            .map(|(i, (v, a))| Backend {
+                instance: format!("{v}-{i}"),
+                version: (*v).into(),
+                addr: *a,
+            })
+            .collect(),
+        sticky,
+    }
+}
+
+async fn send(addr: SocketAddr, header: &str) -> (u16, String) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let mut req = Request::get(format!("http://{addr}/"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    if let Some((k, v)) = header.split_once(": ") {
+        req.headers_mut().insert(
+            hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn chunked_bodies_pass_both_ways_on_one_keep_alive_connection() {
+    let v1 = backend("v1").await;
+    let (addr, _, _stop) = proxy(table(&[("v1", v1)], 0, None)).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut answers = String::new();
+    for _ in 0..2 {
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0; 4096];
+        let mut got = Vec::new();
+        // The chunked answer ends with the zero chunk.
+        while !got.ends_with(b"0\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the proxy kept the connection open");
+            got.extend_from_slice(&buf[..n]);
+        }
+        answers.push_str(&String::from_utf8_lossy(&got));
+    }
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 2, "{answers}");
+    assert_eq!(
+        answers.matches("transfer-encoding: chunked").count(),
+        2,
+        "{answers}"
+    );
+    // Chunks of `v1:hello world`, split in two frames.
+    assert_eq!(
+        answers
+            .matches("7\r\nv1:hell\r\n7\r\no world\r\n0\r\n\r\n")
+            .count(),
+        2,
+        "{answers}"
+    );
+}
+
+#[tokio::test]
+async fn weights_split_traffic_and_stats_count_errors_per_version() {
+    let (v1, bad) = (backend("v1").await, backend("bad").await);
+    let mut t = table(&[("v1", v1), ("v2", bad)], 10, None);
+    t.candidate = Some("v2".into());
+    let (addr, router, _stop) = proxy(t).await;
+    let mut v2 = 0;
+    for _ in 0..100 {
+        let (status, _) = send(addr, "").await;
+        v2 += usize::from(status == 500);
+    }
+    assert_eq!(v2, 10, "exactly the weight's share of every 100 requests");
+    let stats = router.stats();
+    let s2 = stats.iter().find(|s| s.version == "v2").unwrap();
+    assert_eq!((s2.requests, s2.errors), (10, 10));
+    let s1 = stats.iter().find(|s| s.version == "v1").unwrap();
+    assert_eq!((s1.requests, s1.errors), (90, 0));
+    router.reset();
+    assert!(router.stats().iter().all(|s| s.requests == 0));
+}
+
+#[tokio::test]
+async fn a_sticky_header_always_lands_on_the_same_version() {
+    let (v1, v2) = (backend("v1").await, backend("v2").await);
+    let (addr, _, _stop) = proxy(table(
+        &[("v1", v1), ("v2", v2)],
+        50,
+        Some(Sticky::Header("x-user".into())),
+    ))
+    .await;
+    let mut versions = std::collections::BTreeSet::new();
+    for user in 0..20 {
+        let first = send(addr, &format!("x-user: u{user}")).await.1;
+        for _ in 0..5 {
+            assert_eq!(send(addr, &format!("x-user: u{user}")).await.1, first);
+        }
+        versions.insert(first);
+    }
+    assert_eq!(versions.len(), 2, "both versions get users at 50 %");
+}
+
+#[tokio::test]
+async fn no_instance_is_a_503_and_a_dead_one_a_502_counted_as_an_error() {
+    let (addr, router, _stop) = proxy(table(&[], 0, None)).await;
+    assert_eq!(
+        send(addr, "").await,
+        (503, "kiln proxy: no healthy instance\n".into())
+    );
+    let gone = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    router.set_table(table(&[("v1", gone)], 0, None));
+    assert_eq!(
+        send(addr, "").await,
+        (502, "kiln proxy: the instance did not answer\n".into())
+    );
+    assert_eq!(router.stats()[0].errors, 1);
+}
+
+#[tokio::test]
+async fn a_sticky_cookie_is_set_once_and_then_followed() {
+    let (v1, v2) = (backend("v1").await, backend("v2").await);
+    let (addr, _, _stop) = proxy(table(
+        &[("v1", v1), ("v2", v2)],
+        50,
+        Some(Sticky::Cookie("kiln-session".into())),
+    ))
+    .await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let mut versions = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let req = Request::get(format!("http://{addr}/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(
+            cookie.starts_with("kiln-session=") && cookie.ends_with("; Path=/; HttpOnly"),
+            "{cookie}"
+        );
+        let first = String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes())
+            .into_owned();
+        let value = cookie.split(';').next().unwrap().to_owned();
+        for _ in 0..3 {
+            let (status, body) = send(addr, &format!("cookie: {value}")).await;
+            assert_eq!((status, body), (200, first.clone()));
+        }
+        versions.insert(first);
+    }
+    assert_eq!(versions.len(), 2, "sessions are spread over both versions");
+}

@@ -1,0 +1,335 @@
+//! Deployments end to end: the real `kiln` binary rolling the HTTP test
+//! service out on the `process` target, behind its proxy, while a bounded
+//! loopback request loop watches every answer. Strategies and the health
+//! check are the native stand-ins for the first-party components (test
+//! builds only) until the WASM host is connected.
+
+use std::time::{Duration, Instant};
+
+use crate::deploy_support::{Load, Teardown, free_port, pipeline, running, sample};
+use crate::support::Kiln;
+
+fn versions(seen: &[(u16, String)]) -> Vec<&str> {
+    let mut v: Vec<&str> = seen.iter().map(|(_, b)| b.as_str()).collect();
+    v.dedup();
+    v
+}
+
+fn deploy(kiln: &Kiln, version: &str, mode: &str) -> crate::support::Output {
+    kiln.run_with([
+        "run",
+        "--var",
+        &format!("VERSION={version}"),
+        "--var",
+        &format!("MODE={mode}"),
+    ])
+}
+
+/// Polls until `f` holds (generous bound: a test that waits longer fails).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn rolling_v1_to_v2_serves_every_request() {
+    let port = free_port();
+    let kiln = Kiln::new().pipeline(&pipeline(port, 3, "kiln/rolling@1", ""));
+    let _down = Teardown(&kiln);
+    deploy(&kiln, "v1", "good")
+        .code(0)
+        .stdout_has("promoted `web` to version `v1`");
+    assert_eq!(running(&kiln, "v1"), 3);
+    let load = Load::start(port, 50_000);
+    let out = deploy(&kiln, "v2", "good");
+    let seen = load.finish();
+    out.code(0);
+    // One instance at a time, each healthy before it gets traffic and
+    // before a v1 instance goes.
+    let order: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split("] ").nth(1))
+        .filter(|l| l.starts_with("→ "))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "→ scale v2 to 1",
+            "→ check-health",
+            "→ set-weight 33%",
+            "→ scale v1 to 2",
+            "→ scale v2 to 2",
+            "→ check-health",
+            "→ set-weight 66%",
+            "→ scale v1 to 1",
+            "→ scale v2 to 3",
+            "→ check-health",
+            "→ set-weight 100%",
+            "→ scale v1 to 0",
+            "→ promote",
+        ],
+        "{out}"
+    );
+    let failed: Vec<_> = seen.iter().filter(|(code, _)| *code != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        seen.len(),
+        &failed[..failed.len().min(5)]
+    );
+    // Both versions answered: the loop overlapped the rollout.
+    assert!(
+        seen.iter().any(|(_, b)| b == "v1") && seen.iter().any(|(_, b)| b == "v2"),
+        "{:?}",
+        versions(&seen)
+    );
+    assert!(sample(port, 20).iter().all(|(c, b)| *c == 200 && b == "v2"));
+    assert_eq!((running(&kiln, "v1"), running(&kiln, "v2")), (0, 3));
+    kiln.run_with(["deploy", "history", "web"])
+        .code(0)
+        .stdout_has("v2           v1           promoted");
+}
+
+#[test]
+fn canary_v3_errors_roll_back_to_all_v1() {
+    let port = free_port();
+    let kiln = Kiln::new().pipeline(&pipeline(
+        port,
+        2,
+        "{ uses: kiln/canary@1, with: { weights: '10,50,100', interval: 5s, max-error-rate: '0.1', min-requests: '5' } }",
+        "",
+    ));
+    let _down = Teardown(&kiln);
+    deploy(&kiln, "v1", "good").code(0);
+    let load = Load::start(port, 50_000);
+    let out = deploy(&kiln, "v3", "errors");
+    let seen = load.finish();
+    out.code(1)
+        .stdout_has("→ set-weight 10%")
+        .stdout_has("error rate 100.0% at weight 10% is above 10.0%")
+        .stdout_has("rolled back `web` to version `v1`");
+    assert!(seen.iter().any(|(c, _)| *c == 500), "v3 got its 10 %");
+    assert!(!out.stdout.contains("set-weight 50%"), "{out}");
+    assert!(sample(port, 50).iter().all(|(c, b)| *c == 200 && b == "v1"));
+    assert_eq!((running(&kiln, "v1"), running(&kiln, "v3")), (2, 0));
+    kiln.run_with(["deploy", "history", "web"])
+        .code(0)
+        .stdout_has("rolled-back");
+}
+
+#[test]
+fn v4_failing_health_never_receives_traffic() {
+    let port = free_port();
+    let kiln = Kiln::new().pipeline(&pipeline(port, 2, "kiln/rolling@1", ""));
+    let _down = Teardown(&kiln);
+    deploy(&kiln, "v1", "good").code(0);
+    let load = Load::start(port, 50_000);
+    let out = deploy(&kiln, "v4", "unhealthy");
+    let seen = load.finish();
+    out.code(1)
+        .stdout_has("unhealthy (GET /healthz: 503)")
+        .stdout_has("a `v4` instance is not healthy");
+    assert!(
+        seen.iter().all(|(c, b)| *c == 200 && b == "v1"),
+        "{:?}",
+        versions(&seen)
+    );
+    assert_eq!(running(&kiln, "v4"), 0);
+}
+
+#[test]
+fn blue_green_switches_atomically() {
+    let port = free_port();
+    let kiln = Kiln::new().pipeline(&pipeline(
+        port,
+        2,
+        "{ uses: kiln/blue-green@1, with: { observe: 300ms } }",
+        "",
+    ));
+    let _down = Teardown(&kiln);
+    deploy(&kiln, "v1", "good").code(0);
+    let load = Load::start(port, 50_000);
+    deploy(&kiln, "v2", "good")
+        .code(0)
+        .stdout_has("→ set-weight 100%");
+    let seen = load.finish();
+    // Every answer is v1 until the switch and v2 after it: never a mix.
+    assert_eq!(versions(&seen), ["v1", "v2"]);
+    assert!(seen.iter().all(|(c, _)| *c == 200));
+}
+
+#[test]
+fn manual_approval_waits_for_approve_and_reject_rolls_back() {
+    let port = free_port();
+    let kiln = Kiln::new().pipeline(&pipeline(
+        port,
+        1,
+        "kiln/blue-green@1",
+        "      approval: manual\n",
+    ));
+    let _down = Teardown(&kiln);
+    kiln.run_with(["approve", "1", "promote"])
+        .code(2)
+        .stderr_has("error: run 1 has no approval gate waiting for an answer");
+    // v1 is the first deployment: its gate is approved from here.
+    let first = kiln
+        .command(["run", "--var", "VERSION=v1"])
+        .spawn()
+        .unwrap();
+    eventually("gate of run 1", || {
+        kiln.run_with(["approve", "1", "promote"]).status == Some(0)
+    });
+    assert!(first.wait_with_output().unwrap().status.success());
+
+    let mut second = Kiln::spawn_with(&kiln, ["run", "--var", "VERSION=v2"]);
+    eventually("gate of run 2", || {
+        kiln.run_with(["approve", "2", "nope"])
+            .stderr
+            .contains("waiting: `promote`")
+    });
+    // Paused before promotion: green (v2) serves, blue (v1) stays.
+    assert!(sample(port, 10).iter().all(|(_, b)| b == "v2"));
+    assert_eq!((running(&kiln, "v1"), running(&kiln, "v2")), (1, 1));
+    assert!(second.try_wait().unwrap().is_none());
+    kiln.run_with(["reject", "2", "promote"])
+        .code(0)
+        .stdout_is("gate `promote` of run 2 rejected\n");
+    let out = second.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("approval `promote` was rejected"));
+    assert!(sample(port, 10).iter().all(|(_, b)| b == "v1"));
+    assert_eq!(running(&kiln, "v2"), 0);
+}
+
+#[test]
+fn kill_9_during_a_canary_then_resume_rolls_back_cleanly() {
+    let port = free_port();
+    let kiln = Kiln::new().pipeline(&pipeline(
+        port,
+        2,
+        "{ uses: kiln/canary@1, with: { weights: '50,100', interval: 60s } }",
+        "",
+    ));
+    let _down = Teardown(&kiln);
+    deploy(&kiln, "v1", "good").code(0);
+    let mut child = Kiln::spawn_with(&kiln, ["run", "--var", "VERSION=v2"]);
+    eventually("v2 to get traffic", || {
+        sample(port, 10).iter().any(|(_, b)| b == "v2")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        running(&kiln, "v2"),
+        2,
+        "instances outlive their controller"
+    );
+    let out = kiln.run_with(["deploy", "resume"]);
+    out.code(1)
+        .stdout_has("kiln stopped while it was running; rolling back")
+        .stdout_has("rolled back `web` to version `v1`");
+    assert!(sample(port, 20).iter().all(|(c, b)| *c == 200 && b == "v1"));
+    assert_eq!((running(&kiln, "v1"), running(&kiln, "v2")), (2, 0));
+    kiln.run_with(["deploy", "resume"])
+        .code(0)
+        .stdout_has("nothing to resume");
+    kiln.run_with(["deploy", "history", "web"])
+        .code(0)
+        .stdout_has("kiln stopped during the rollout (resumed by `kiln deploy resume`)");
+}
+
+#[test]
+fn rollback_by_hand_returns_to_the_previous_version() {
+    let port = free_port();
+    let kiln = Kiln::new().pipeline(&pipeline(port, 1, "kiln/rolling@1", ""));
+    let _down = Teardown(&kiln);
+    kiln.run_with(["deploy", "rollback", "web"])
+        .code(2)
+        .stderr_has("error: service `web` has never been deployed here");
+    deploy(&kiln, "v1", "good").code(0);
+    deploy(&kiln, "v2", "good").code(0);
+    kiln.run_with(["deploy", "rollback", "web"])
+        .code(0)
+        .stdout_has("rolling `web` back from `v2` to `v1`");
+    assert!(sample(port, 10).iter().all(|(_, b)| b == "v1"));
+    assert_eq!((running(&kiln, "v1"), running(&kiln, "v2")), (1, 0));
+}
+
+#[test]
+fn targets_and_plugins_this_build_lacks_fail_the_job_with_a_reason() {
+    let kiln = Kiln::new()
+        .pipeline("jobs:\n  ship:\n    deploy: { target: docker, service: web, image: 'app:1' }\n");
+    kiln.run_with(["run"]).code(1).stdout_has(
+        "kiln: the `docker` target needs the container runtime, which this build of kiln does not have yet",
+    );
+    let kiln = Kiln::new().pipeline(
+        "jobs:\n  ship:\n    deploy: { service: web, command: 'true', version: '1', strategy: acme/slow@2 }\n",
+    );
+    kiln.run_with(["run"]).code(1).stdout_has(
+        "kiln: strategy `acme/slow@2` needs the WASI plugin runtime, which this build of kiln does not have yet",
+    );
+}
+
+#[test]
+fn simulate_prints_the_decisions_of_a_script() {
+    let kiln = Kiln::new().file(
+        "canary.json",
+        r#"{"stable": "v1", "candidate": "v3", "replicas": 2,
+            "params": {"weights": "10,100", "interval": "1s", "poll": "500ms"},
+            "traffic": [{"requests": 100, "errors": 0}, {"requests": 100, "errors": 40}]}"#,
+    );
+    kiln.run_with(["deploy", "simulate", "canary.json", "--strategy", "kiln/canary@1"])
+        .code(1)
+        .stdout_is(
+            "     0ms  scale v3 to 2\n     0ms  check-health\n     0ms  set-weight 10%\n     0ms  wait 500ms\n\
+             \x20  500ms  wait 500ms\n\
+             \x20 1000ms  rollback: error rate 40.0% at weight 10% is above 5.0% (40 of 100 requests)\n\
+             rolled back: error rate 40.0% at weight 10% is above 5.0% (40 of 100 requests)\n",
+        );
+    let kiln = kiln.file(
+        "bad.json",
+        r#"{"candidate": "v2", "replicas": 1, "helth": []}"#,
+    );
+    kiln.run_with(["deploy", "simulate", "bad.json"])
+        .code(2)
+        .stderr_has("error: `bad.json` is not a valid simulation script: unknown field `helth`");
+}
+
+#[test]
+fn a_taken_proxy_address_fails_the_job_and_says_why() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let kiln = Kiln::new().pipeline(&pipeline(port, 1, "kiln/rolling@1", ""));
+    let _down = Teardown(&kiln);
+    deploy(&kiln, "v1", "good").code(1).stdout_has(&format!(
+        "kiln: the proxy of service `web` failed: it did not come up on 127.0.0.1:{port}: error: cannot listen on `127.0.0.1:{port}` caused by: Address already in use (os error 98)"
+    ));
+    assert_eq!(running(&kiln, "v1"), 0);
+}
+
+#[test]
+fn secrets_reach_instances_and_never_the_log() {
+    let port = free_port();
+    let extra = "      x-unused: 1\n";
+    let yaml = pipeline(port, 1, "kiln/rolling@1", extra).replace(
+        "MODE: \"${MODE:-good}\" }",
+        "MODE: \"${MODE:-good}\", TOKEN: \"${{ secrets.TOKEN }}\" }",
+    );
+    let kiln = Kiln::new().pipeline(&yaml);
+    let _down = Teardown(&kiln);
+    kiln.run_with(["run", "--var", "VERSION=v1", "--secret", "TOKEN=hunter2"])
+        .code(0)
+        .never_shows("hunter2");
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == b"TOKEN=hunter2"))
+        });
+    assert!(pid.is_some(), "the instance got its secret");
+}

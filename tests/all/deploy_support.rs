@@ -1,0 +1,191 @@
+//! What the deployment tests share: the HTTP test service (built once with
+//! `rustc`), a pipeline for one service version, a keep-alive HTTP client
+//! and a bounded request loop, and a guard that stops the service.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::support::Kiln;
+
+/// The test service binary, compiled on first use.
+pub fn service_binary() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let source = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/deploy/service.rs"
+        );
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kiln-test-service");
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let status = std::process::Command::new(rustc)
+            .args(["--edition", "2024", "-C", "opt-level=1", "-o"])
+            .arg(&out)
+            .arg(source)
+            .status()
+            .expect("rustc runs");
+        assert!(status.success(), "the test service compiles");
+        out
+    })
+}
+
+/// A free loopback port for a proxy.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A pipeline deploying `web` with `command:` the test service; the version
+/// and mode come from `--var VERSION=… --var MODE=…`.
+pub fn pipeline(port: u16, replicas: u32, strategy: &str, extra: &str) -> String {
+    format!(
+        r#"jobs:
+  ship:
+    deploy:
+      service: web
+      command: exec {bin}
+      version: ${{VERSION}}
+      replicas: {replicas}
+      env: {{ VERSION: "${{VERSION}}", MODE: "${{MODE:-good}}" }}
+      readiness: {{ timeout: 10s }}
+      strategy: {strategy}
+      health: {{ uses: kiln/http-health@1, with: {{ path: /healthz }} }}
+      proxy: {{ listen: "127.0.0.1:{port}" }}
+{extra}"#,
+        bin = service_binary().display()
+    )
+}
+
+/// Stops the service (instances and proxy) when the test ends, however it ends.
+pub struct Teardown<'k>(pub &'k Kiln);
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run_with(["deploy", "stop", "web"]);
+    }
+}
+
+/// A keep-alive HTTP/1.1 client.
+pub struct Client {
+    port: u16,
+    conn: Option<BufReader<TcpStream>>,
+}
+
+impl Client {
+    pub fn new(port: u16) -> Self {
+        Self { port, conn: None }
+    }
+
+    /// `GET /` with `extra` header lines: `(status, body)`, or `(0, error)`
+    /// when the connection failed.
+    pub fn get(&mut self, path: &str, extra: &str) -> (u16, String) {
+        for _ in 0..2 {
+            if self.conn.is_none() {
+                match TcpStream::connect(("127.0.0.1", self.port)) {
+                    Ok(s) => {
+                        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                        s.set_nodelay(true).unwrap();
+                        self.conn = Some(BufReader::new(s));
+                    }
+                    Err(e) => return (0, e.to_string()),
+                }
+            }
+            match self.exchange(path, extra) {
+                Ok(r) => return r,
+                // A connection the proxy closed while idle is retried once
+                // on a fresh one, as any HTTP client does.
+                Err(_) => self.conn = None,
+            }
+        }
+        (0, "connection failed twice".into())
+    }
+
+    fn exchange(&mut self, path: &str, extra: &str) -> std::io::Result<(u16, String)> {
+        let conn = self.conn.as_mut().unwrap();
+        // One write: `write!` would send each fragment on its own and meet
+        // Nagle's algorithm and delayed ACKs (40 ms a request).
+        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n");
+        conn.get_mut().write_all(request.as_bytes())?;
+        let mut status = String::new();
+        if conn.read_line(&mut status)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let code: u16 = status
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let mut length = 0;
+        loop {
+            let mut h = String::new();
+            conn.read_line(&mut h)?;
+            let h = h.trim_end().to_ascii_lowercase();
+            if h.is_empty() {
+                break;
+            }
+            if let Some(v) = h.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        conn.read_exact(&mut body)?;
+        Ok((code, String::from_utf8_lossy(&body).trim().to_owned()))
+    }
+}
+
+/// GETs `/` in a loop on one keep-alive connection until stopped or
+/// `limit` requests were made; returns every `(status, body)` in order.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<(u16, String)>>,
+}
+
+impl Load {
+    pub fn start(port: u16, limit: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut client = Client::new(port);
+            let mut seen = Vec::new();
+            while !flag.load(Ordering::SeqCst) && seen.len() < limit {
+                seen.push(client.get("/", ""));
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            seen
+        });
+        Self { stop, handle }
+    }
+
+    pub fn finish(self) -> Vec<(u16, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.join().unwrap()
+    }
+}
+
+/// `n` sequential GETs on fresh client state: the bodies.
+pub fn sample(port: u16, n: usize) -> Vec<(u16, String)> {
+    let mut c = Client::new(port);
+    (0..n).map(|_| c.get("/", "")).collect()
+}
+
+/// How many processes of this test's workspace run `version` (found by
+/// their cwd and the `KILN_DEPLOY_VERSION` kiln gives each instance).
+pub fn running(kiln: &Kiln, version: &str) -> usize {
+    let needle = format!("KILN_DEPLOY_VERSION={version}");
+    let dir = kiln.dir().canonicalize().unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir)
+                && std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+        })
+        .count()
+}
