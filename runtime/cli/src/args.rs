@@ -28,6 +28,8 @@ pub(crate) enum Command {
     /// Inspect recorded runs
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Remove containers, networks and volumes left by runs that are over
+    Gc,
 }
 
 /// Selects the pipeline file.
@@ -47,6 +49,9 @@ pub(crate) struct ValidateArgs {
     /// Set a variable for `${VAR}` interpolation (repeatable)
     #[arg(long = "var", value_name = "K=V", value_parser = parse_pair)]
     pub vars: Vec<(String, String)>,
+    /// Also check that every image the pipeline names is present in the local Docker engine (never pulls)
+    #[arg(long)]
+    pub check_images: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod args;
 mod command;
+mod containers;
 mod diagnostics;
 mod error;
 mod locate;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => command::plan::run(args),
         Command::Run(args) => command::run::run(args, cli.state_dir.as_deref()),
         Command::Runs(runs) => command::runs::run(runs, cli.state_dir.as_deref()),
+        Command::Gc => command::gc::run(cli.state_dir.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

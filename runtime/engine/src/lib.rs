@@ -31,7 +31,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use event::{Event, JobResult, RunId, RunResult, StepResult, Stream};
-pub use executor::{Executor, StepControl, StepExit, StepRequest};
+pub use executor::{
+    ContainerRequest, Executor, JobRequest, Placement, Routed, ServiceRequest, StepControl,
+    StepExit, StepRequest,
+};
 pub use process::ProcessExecutor;
 
 /// Everything a run needs besides the plan.

@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::RunOptions;
 use crate::event::{Event, JobResult, RunResult, StepResult, Stream};
-use crate::executor::{BoxFuture, Executor, OutputSender, StepControl, StepExit, StepRequest};
+use crate::executor::{
+    BoxFuture, Executor, JobRequest, OutputSender, StepControl, StepExit, StepRequest,
+};
 
 /// Runs steps by their script text:
 /// `ok` exits 0, `exit N` exits N, `infra` cannot run, `hang` runs until
@@ -36,7 +38,8 @@ impl Scripted {
 }
 
 impl Executor for Scripted {
-    fn prepare<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<(), String>> {
+    fn prepare<'a>(&'a self, request: &'a JobRequest<'a>) -> BoxFuture<'a, Result<(), String>> {
+        let job = request.job;
         self.record(format!("prepare {}", job.name));
         let fail = job.steps.first().is_some_and(|s| s.name == "fail-prepare");
         Box::pin(async move {
@@ -84,7 +87,8 @@ impl Executor for Scripted {
         })
     }
 
-    fn cleanup<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, ()> {
+    fn cleanup<'a>(&'a self, request: &'a JobRequest<'a>) -> BoxFuture<'a, ()> {
+        let job = request.job;
         self.record(format!("cleanup {}", job.name));
         Box::pin(async {})
     }

@@ -8,6 +8,7 @@
 
 mod assemble;
 mod ast;
+pub mod container;
 mod decode;
 pub mod diagnostic;
 mod duration;
@@ -25,6 +26,9 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
+pub use container::{
+    ContainerOptions, HealthCheck, Network, PullPolicy, Resources, Service, Volume,
+};
 pub use diagnostic::{Diagnostic, LoadError, Severity};
 pub use plan::{FsAccess, Job, JobId, Permissions, Plan, RetryOn, RetryPolicy, Step, StepAction};
 pub use select::SelectError;

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+pub(crate) mod gc;
 pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod runs;

@@ -45,6 +45,16 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
     let mut store = Store::open(&locate::state_dir(state_dir, Some(&located)))?;
     let live = store.begin_run(&plan.name, &located.display)?;
     let run_id = live.id();
+    let containers = crate::containers::uses_containers(&plan)
+        .then(|| {
+            let finished = crate::containers::finished_runs(&store)?;
+            Ok::<_, kiln_store::StoreError>(Sweep {
+                state: crate::containers::state_label(&store),
+                finished: Box::new(finished),
+            })
+        })
+        .transpose()?;
+    let owner = crate::containers::owner(&store, run_id);
     let recorder = Recorder::new(store, live);
     let reporter = if args.json {
         Reporter::Json(JsonReporter::new())
@@ -75,6 +85,8 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
             secrets,
             vars: args.vars.iter().cloned().collect(),
             grace: args.grace,
+            owner,
+            sweep: containers,
         },
         to_consumer,
     ));
@@ -99,6 +111,16 @@ struct EngineInput {
     secrets: std::collections::BTreeMap<String, String>,
     vars: std::collections::BTreeMap<String, String>,
     grace: Option<Duration>,
+    /// Labels for this run's containers.
+    owner: kiln_docker::Owner,
+    /// Leftovers of finished runs to remove, when the plan uses containers.
+    sweep: Option<Sweep>,
+}
+
+/// The start-up sweep: containers of `state` whose run is `finished`.
+struct Sweep {
+    state: String,
+    finished: Box<dyn Fn(i64) -> bool + Send + Sync>,
 }
 
 /// Runs the engine with signal handling, forwarding its events.
@@ -201,6 +223,8 @@ async fn engine_run(
         secrets,
         vars,
         grace,
+        owner,
+        sweep,
     } = input;
     let mut options = kiln_engine::RunOptions::new(run_id, workspace);
     if let Some(parallelism) = parallelism {
@@ -211,7 +235,26 @@ async fn engine_run(
     }
     options.secrets = secrets;
     options.vars = vars;
-    let executor = std::sync::Arc::new(kiln_engine::ProcessExecutor);
+    let engine = crate::containers::engine();
+    if let Some(Sweep { state, finished }) = sweep {
+        // Alongside the run, not before it: the sweep never touches a
+        // live run, this one included, and costs the run no time.
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            match kiln_docker::sweep(&engine, &state, None, finished).await {
+                Ok(swept) if !swept.is_empty() => {
+                    tracing::info!("{}", crate::containers::describe(&swept))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "start-up sweep skipped"),
+            }
+        });
+    }
+    let docker = kiln_docker::DockerExecutor::new(engine, owner);
+    let executor = std::sync::Arc::new(
+        kiln_engine::Routed::new(std::sync::Arc::new(kiln_engine::ProcessExecutor))
+            .with_containers(std::sync::Arc::new(docker)),
+    );
     Ok(kiln_engine::run(
         std::sync::Arc::new(plan),
         options,

@@ -24,6 +24,8 @@ const FIELDS: &[&str] = &[
     "outputs",
     "defaults",
     "services",
+    "container",
+    "resources",
     "artifacts",
     "cache",
     "deploy",
@@ -38,8 +40,8 @@ const FIELDS: &[&str] = &[
 const RETRY_FIELDS: &[&str] = &["max", "backoff", "max-backoff", "on"];
 const RETRY_ON: &[&str] = &["timeout", "infrastructure", "any"];
 
-/// Containers, services and executors.
-pub(super) const CONTAINERS: &str = "container jobs arrive with issue #4 (containers)";
+/// The seed's named executors have no counterpart: images do that job.
+const EXECUTOR: &str = "kiln runs a job in a container when it has `image:`";
 const STORE: &str = "artifacts and caches arrive with issue #5 (artifacts and caches)";
 const DEPLOY: &str = "deployments arrive with issue #6 (deployments)";
 
@@ -74,6 +76,8 @@ impl Decoder {
             condition: None,
             env: Vec::new(),
             image: None,
+            container: Default::default(),
+            services: Vec::new(),
             steps: Vec::new(),
             timeout: None,
             retry: RetryPolicy::default(),
@@ -116,8 +120,10 @@ impl Decoder {
                     deploys = true;
                     self.not_yet_supported(k.span, "`deploy`", DEPLOY);
                 }
-                "executor" => self.not_yet_supported(k.span, "`executor`", CONTAINERS),
-                "services" => self.not_yet_supported(k.span, "`services`", CONTAINERS),
+                "executor" => self.not_yet_supported(k.span, "`executor`", EXECUTOR),
+                "services" => job.services = self.services(v),
+                "container" => self.container(v, &mut job.container),
+                "resources" => self.resources(v, &mut job.container.resources),
                 "artifacts" => self.not_yet_supported(k.span, "`artifacts`", STORE),
                 "cache" => self.not_yet_supported(k.span, "`cache`", STORE),
                 "image" => job.image = self.text(v, "image"),

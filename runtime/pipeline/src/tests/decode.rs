@@ -207,7 +207,7 @@ fn seed_features_parse_with_warnings() {
     assert_eq!(
         warnings(yaml),
         [
-            "3:5 not-yet-supported `executor` is not supported yet and is ignored; container jobs arrive with issue #4 (containers)",
+            "3:5 not-yet-supported `executor` is not supported yet and is ignored; kiln runs a job in a container when it has `image:`",
             "4:5 not-yet-supported the deployment `environment` is not supported yet and is ignored; deployments arrive with issue #6 (deployments)",
             "5:5 not-yet-supported `manual_approval` is not supported yet and is ignored; deployments arrive with issue #6 (deployments)",
             "6:5 not-yet-supported `artifacts` is not supported yet and is ignored; artifacts and caches arrive with issue #5 (artifacts and caches)",
