@@ -2,6 +2,7 @@
 mod validate;
 
 mod conditions;
+mod containers;
 mod diagnostics;
 mod plan;
 mod retries;
