@@ -50,9 +50,12 @@ pub(crate) fn uses_containers(plan: &Plan) -> bool {
     })
 }
 
+/// `(image, where it is used)` pairs.
+pub(crate) type ImageUses = Vec<(String, String)>;
+
 /// Every image reference in `plan` with where it is used; references
 /// that depend on run-time values (`${{ }}`) are returned apart.
-pub(crate) fn images(plan: &Plan) -> (Vec<(String, String)>, Vec<(String, String)>) {
+pub(crate) fn images(plan: &Plan) -> (ImageUses, ImageUses) {
     let mut fixed = Vec::new();
     let mut dynamic = Vec::new();
     let mut add =

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kiln_pipeline::{Job, LoadOptions, Plan, SourceFile};
+use kiln_pipeline::{LoadOptions, Plan, SourceFile};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
