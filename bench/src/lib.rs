@@ -5,6 +5,7 @@
 //!   pipeline or as an equivalent Makefile.
 //! - [`plan`] times `kiln_pipeline::load` on such a pipeline.
 //! - [`scheduler`] runs the same graph under `kiln run` and `make -j`.
+//! - [`docker`] times a container job under `kiln run` against `docker run`.
 //! - [`stats`] and [`cpu`] turn runs into figures.
 //!
 //! Plain `std::time` instead of criterion keeps the build small; see
@@ -13,6 +14,7 @@
 
 pub mod cpu;
 pub mod dag;
+pub mod docker;
 pub mod error;
 pub mod plan;
 pub mod scheduler;
