@@ -451,3 +451,79 @@ fn without_docker_host_jobs_run_and_an_image_job_fails_with_one_clear_error() {
         .code(0)
         .stdout_has("[host] fine\n");
 }
+
+#[test]
+fn an_image_that_cannot_be_pulled_says_why_and_how_to_provide_it() {
+    // No registry is reachable here, so the default `if-missing` pull fails.
+    let kiln = Kiln::new()
+        .pipeline("jobs:\n  j:\n    image: kiln-test/absent:1\n    steps: [run: 'true']\n")
+        .args(["run"]);
+    let out = kiln.run();
+    out.code(1)
+        .stdout_has("image `kiln-test/absent:1` is not present locally and pulling it failed (")
+        .stdout_has("build it (`docker build -t kiln-test/absent:1 .`) or load it (`docker load -i FILE.tar`) first");
+}
+
+#[test]
+fn a_container_refuses_a_working_directory_outside_the_workspace_and_a_docker_socket_bind() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  outside:
+    image: IMAGE
+    steps:
+      - working-directory: ..
+        run: 'true'
+  socket:
+    steps:
+      - image: IMAGE
+        run: 'true'
+    container:
+      volumes: ["./engine:/engine"]
+"#,
+        ))
+        .args(["run"]);
+    std::os::unix::fs::symlink("/var/run/docker.sock", kiln.path("engine")).expect("symlink");
+    let out = kiln.run();
+    out.code(1)
+        .stdout_has("is outside the workspace, which is all a container sees")
+        .stdout_has("kiln never gives a container the Docker socket (`");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn a_service_that_exits_fails_the_job_with_its_logs() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  j:
+    services:
+      broken:
+        image: IMAGE
+        command: [sh, -c, 'echo "config file missing"; exit 3']
+    steps: [run: echo never]
+"#,
+        ))
+        .args(["run"]);
+    kiln.run()
+        .code(1)
+        .stdout_has("service `broken` exited with code 3 before it was ready")
+        .stdout_has("config file missing");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn check_images_and_gc_name_the_engine_they_could_not_reach() {
+    let kiln = Kiln::new()
+        .pipeline("jobs:\n  a:\n    image: kiln-test/busybox:1\n    steps: [run: 'true']\n")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    kiln.run_with(["validate", "--check-images"])
+        .code(2)
+        .stderr_has("error: cannot reach the Docker engine at `unix:///nonexistent/docker.sock`");
+    kiln.run_with(["run"]).code(1);
+    kiln.run_with(["gc"])
+        .code(2)
+        .stderr_has("error: cannot reach the Docker engine at `unix:///nonexistent/docker.sock`");
+}

@@ -66,9 +66,9 @@ pub(crate) fn prepare(request: &StepRequest, kiln_dir: &Path) -> Result<Prepared
         file.write_all(request.script.as_bytes())
             .map_err(io("write the step script", &script))?;
     }
-    let relative = request
-        .workdir
-        .strip_prefix(&request.workspace)
+    let normalized = normalize(&request.workdir);
+    let relative = normalized
+        .strip_prefix(normalize(&request.workspace))
         .map_err(|_| {
             DockerError::Refused(format!(
                 "`working-directory` `{}` is outside the workspace, which is all a container sees",
@@ -99,6 +99,23 @@ pub(crate) fn prepare(request: &StepRequest, kiln_dir: &Path) -> Result<Prepared
         output_in: kiln_dir.join(output_name),
         output_out,
     })
+}
+
+/// `a/b/../c` → `a/c`, without touching the file system: `..` must not
+/// lead a container's working directory out of the workspace.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Hands `$KILN_OUTPUT` to the engine where it expects it.
