@@ -213,32 +213,41 @@ fn a_timed_out_container_step_that_traps_sigterm_is_killed_after_the_grace() {
 jobs:
   stubborn:
     image: IMAGE
-    timeout: 2s
+    timeout: 3s
     steps:
-      - run: |
+      - run: echo "a first step, so the next one is an exec"
+      - run: &trap |
           trap 'echo got TERM' TERM
           echo trapping
           while :; do sleep 1; done
+  alone:
+    image: IMAGE
+    timeout: 3s
+    steps:
+      - run: *trap
 "#,
         ))
-        .args(["run", "--grace", "1s"]);
+        .args(["run", "--grace", "1s", "--jobs", "2"]);
     let started = Instant::now();
     let out = kiln.run();
     let took = started.elapsed();
     out.code(1)
         .stdout_has("[stubborn] trapping\n")
         .stdout_has("[stubborn] got TERM\n")
+        .stdout_has("[alone] trapping\n")
+        .stdout_has("[alone] got TERM\n")
         .stdout_has("step timed out; its processes were stopped");
-    assert!(out.stdout.contains("timed out"), "{out}");
-    let summary = out
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("stubborn "))
-        .unwrap_or_default();
-    assert!(
-        summary.contains("timed out"),
-        "job result: {summary:?}\n{out}"
-    );
+    for job in ["stubborn ", "alone "] {
+        let summary = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(job))
+            .unwrap_or_default();
+        assert!(
+            summary.contains("timed out"),
+            "job result: {summary:?}\n{out}"
+        );
+    }
     assert!(took < Duration::from_secs(20), "took {took:?}");
     assert_eq!(labelled(&kiln), Vec::<String>::new());
 }
@@ -248,7 +257,8 @@ fn start_napping(kiln: &Kiln) -> std::process::Child {
     let mut child = kiln.spawn();
     let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
     let mut line = String::new();
-    while !line.contains("napping") {
+    // The step's own output, not its `▸ echo napping` header.
+    while line.trim_end() != "[nap] napping" {
         line.clear();
         assert!(
             stdout.read_line(&mut line).expect("read") > 0,
@@ -295,7 +305,8 @@ fn kill_9_during_a_container_job_then_kiln_gc_removes_everything_labelled() {
     let pid = Pid::from_raw(child.id() as i32).expect("pid");
     kill_process(pid, Signal::KILL).expect("SIGKILL");
     child.wait().expect("kiln is gone");
-    assert_eq!(labelled(&kiln).len(), 3, "a killed kiln cannot clean up");
+    let left = labelled(&kiln);
+    assert_eq!(left.len(), 3, "a killed kiln cannot clean up: {left:?}");
     kiln.run_with(["gc"])
         .code(0)
         .stdout_is("removed 2 containers, 1 network and 0 volumes left by run #1\n");

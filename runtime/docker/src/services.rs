@@ -20,6 +20,9 @@ use crate::spec;
 
 /// How often readiness is checked.
 const POLL: Duration = Duration::from_millis(100);
+/// A service without a health check must keep running this long to count
+/// as ready: one that crashes on start-up must fail the job, not its steps.
+const SETTLE: Duration = Duration::from_millis(300);
 /// Log lines shown when a service fails.
 const LOG_LINES: usize = 20;
 
@@ -144,7 +147,8 @@ pub(crate) async fn wait_ready(engine: &Engine, id: &str, service: &ServiceReque
         .map_or(Duration::from_secs(60), |h| {
             (h.interval + h.timeout) * (h.retries + 1) + Duration::from_secs(10)
         });
-    let deadline = tokio::time::Instant::now() + bound;
+    let started = tokio::time::Instant::now();
+    let deadline = started + bound;
     loop {
         let inspect = docker
             .inspect_container(id, None)
@@ -162,7 +166,12 @@ pub(crate) async fn wait_ready(engine: &Engine, id: &str, service: &ServiceReque
             .await);
         }
         match state.health.as_ref().and_then(|h| h.status) {
-            None | Some(HealthStatusEnum::NONE) | Some(HealthStatusEnum::EMPTY) => return Ok(()),
+            None | Some(HealthStatusEnum::NONE) | Some(HealthStatusEnum::EMPTY)
+                if started.elapsed() >= SETTLE =>
+            {
+                return Ok(());
+            }
+            None | Some(HealthStatusEnum::NONE) | Some(HealthStatusEnum::EMPTY) => {}
             Some(HealthStatusEnum::HEALTHY) => return Ok(()),
             Some(HealthStatusEnum::UNHEALTHY) => {
                 let check = state

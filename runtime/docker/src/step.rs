@@ -344,6 +344,25 @@ pub(crate) async fn own_container(
     let grace = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(grace);
     let kill = |signal: &'static str| async move {
+        // Every process of the step, not just the one Docker's init
+        // forwards to: `kill -1` inside the container signals all but
+        // PID 1 and itself.
+        let all = CreateExecOptions {
+            cmd: Some(vec![
+                "kill".to_owned(),
+                "-s".to_owned(),
+                signal.to_owned(),
+                "-1".to_owned(),
+            ]),
+            ..Default::default()
+        };
+        if let Ok(created) = docker.create_exec(container, all).await {
+            let detached = bollard::exec::StartExecOptions {
+                detach: true,
+                ..Default::default()
+            };
+            let _ = docker.start_exec(&created.id, Some(detached)).await;
+        }
         let _ = docker
             .kill_container(
                 container,
