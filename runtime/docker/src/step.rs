@@ -407,3 +407,68 @@ pub(crate) async fn own_container(
     };
     Ok(StepExit::Exited(i32::try_from(code).unwrap_or(-1)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use kiln_engine::{Placement, StepRequest};
+
+    use super::{normalize, prepare};
+
+    fn request(workdir: &str) -> StepRequest {
+        StepRequest {
+            job: "build".into(),
+            step: 2,
+            script: "make\n".into(),
+            shell: vec!["bash".into(), "-e".into()],
+            workdir: PathBuf::from(workdir),
+            env: vec![
+                ("KILN_WORKSPACE".into(), "/home/me/proj".into()),
+                ("KILN_OUTPUT".into(), "/dev/shm/kiln-1/0-1-2.out".into()),
+                ("GREETING".into(), "hi=there".into()),
+            ],
+            script_path: PathBuf::from("/unused"),
+            workspace: PathBuf::from("/home/me/proj"),
+            placement: Placement::JobContainer,
+        }
+    }
+
+    #[test]
+    fn a_step_is_translated_into_the_containers_paths() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let prepared = prepare(&request("/home/me/proj/sub/../app"), dir.path()).expect("prepared");
+        assert_eq!(prepared.cmd, ["bash", "-e", "/kiln/2.sh"]);
+        assert_eq!(prepared.workdir, "/workspace/app");
+        assert_eq!(
+            prepared.env,
+            [
+                "KILN_WORKSPACE=/workspace",
+                "KILN_OUTPUT=/kiln/2.out",
+                "GREETING=hi=there"
+            ]
+        );
+        assert_eq!(prepared.output_in, dir.path().join("2.out"));
+        assert_eq!(
+            prepared.output_out,
+            Some(PathBuf::from("/dev/shm/kiln-1/0-1-2.out"))
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("2.sh")).expect("script"),
+            "make\n"
+        );
+    }
+
+    #[test]
+    fn a_working_directory_outside_the_workspace_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error = prepare(&request("/home/me/proj/../other"), dir.path())
+            .err()
+            .expect("refused");
+        assert_eq!(
+            error.to_string(),
+            "`working-directory` `/home/me/proj/../other` is outside the workspace, which is all a container sees"
+        );
+        assert_eq!(normalize("/a/./b/../c".as_ref()), PathBuf::from("/a/c"));
+    }
+}
