@@ -11,6 +11,9 @@ use crate::error::{DockerError, Result};
 pub struct Engine {
     address: String,
     client: OnceCell<Docker>,
+    /// Images seen present in this process: each is inspected once, not
+    /// once per container.
+    present: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Engine {
@@ -23,7 +26,22 @@ impl Engine {
         Self {
             address,
             client: OnceCell::new(),
+            present: Default::default(),
         }
+    }
+
+    pub(crate) fn known_present(&self, image: &str) -> bool {
+        self.present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(image)
+    }
+
+    pub(crate) fn saw_present(&self, image: &str) {
+        self.present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(image.to_owned());
     }
 
     /// The address connections go to.

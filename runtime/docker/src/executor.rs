@@ -146,7 +146,11 @@ impl Inner {
             image::ensure(&self.engine, &container.image, container.options.pull).await?;
             let deferred = ContainerRequest {
                 options: ContainerOptions {
-                    pull: kiln_pipeline::PullPolicy::Never,
+                    // Pulled (if at all) just above, not again per step.
+                    pull: match container.options.pull {
+                        kiln_pipeline::PullPolicy::Always => kiln_pipeline::PullPolicy::IfMissing,
+                        other => other,
+                    },
                     ..container.options.clone()
                 },
                 ..container.clone()

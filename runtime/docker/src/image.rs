@@ -19,6 +19,15 @@ pub async fn exists(engine: &Engine, image: &str) -> Result<bool> {
 
 /// Makes sure `image` is there, pulling as `policy` allows.
 pub(crate) async fn ensure(engine: &Engine, image: &str, policy: PullPolicy) -> Result<()> {
+    if policy != PullPolicy::Always && engine.known_present(image) {
+        return Ok(());
+    }
+    ensure_uncached(engine, image, policy).await?;
+    engine.saw_present(image);
+    Ok(())
+}
+
+async fn ensure_uncached(engine: &Engine, image: &str, policy: PullPolicy) -> Result<()> {
     match policy {
         PullPolicy::Never if exists(engine, image).await? => Ok(()),
         PullPolicy::Never => Err(DockerError::ImageMissing {
