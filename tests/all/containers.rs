@@ -538,3 +538,17 @@ fn check_images_and_gc_name_the_engine_they_could_not_reach() {
         .code(2)
         .stderr_has("error: cannot reach the Docker engine at `unix:///nonexistent/docker.sock`");
 }
+
+#[test]
+fn the_next_container_run_sweeps_what_a_killed_run_left() {
+    let kiln = Kiln::new().pipeline(&pipeline(NAPPER)).args(["run"]);
+    let mut child = start_napping(&kiln);
+    let pid = Pid::from_raw(child.id() as i32).expect("pid");
+    kill_process(pid, Signal::KILL).expect("SIGKILL");
+    child.wait().expect("kiln is gone");
+    assert_eq!(labelled(&kiln).len(), 3, "a killed kiln cannot clean up");
+    let next = pipeline("jobs:\n  quick:\n    image: IMAGE\n    steps: [run: 'true']\n");
+    std::fs::write(kiln.path("next.yml"), next).expect("write next.yml");
+    kiln.run_with(["run", "next.yml"]).code(0);
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}

@@ -41,6 +41,14 @@ pub(crate) fn finished_runs(
     Ok(move |run: i64| run <= newest && !live.contains(&run))
 }
 
+/// Whether any run of the record died without finishing it.
+pub(crate) fn any_crashed(store: &Store) -> Result<bool, kiln_store::StoreError> {
+    Ok(store
+        .list_runs(usize::MAX)?
+        .iter()
+        .any(|r| r.status == RunStatus::Interrupted))
+}
+
 /// Whether running `plan` needs Docker at all.
 pub(crate) fn uses_containers(plan: &Plan) -> bool {
     plan.jobs.iter().any(|job| {

@@ -45,7 +45,12 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
     let mut store = Store::open(&locate::state_dir(state_dir, Some(&located)))?;
     let live = store.begin_run(&plan.name, &located.display)?;
     let run_id = live.id();
-    let containers = crate::containers::uses_containers(&plan)
+    // Only a crashed run (its record `interrupted`) can leave containers
+    // behind: a run that ended removed its own, so the sweep is skipped
+    // when there is none.
+    let crashed =
+        crate::containers::uses_containers(&plan) && crate::containers::any_crashed(&store)?;
+    let containers = crashed
         .then(|| {
             let finished = crate::containers::finished_runs(&store)?;
             Ok::<_, kiln_store::StoreError>(Sweep {
@@ -236,7 +241,7 @@ async fn engine_run(
     options.secrets = secrets;
     options.vars = vars;
     let engine = crate::containers::engine();
-    if let Some(Sweep { state, finished }) = sweep {
+    let sweeping = sweep.map(|Sweep { state, finished }| {
         // Alongside the run, not before it: the sweep never touches a
         // live run, this one included, and costs the run no time.
         let engine = engine.clone();
@@ -248,14 +253,14 @@ async fn engine_run(
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "start-up sweep skipped"),
             }
-        });
-    }
+        })
+    });
     let docker = kiln_docker::DockerExecutor::new(engine, owner);
     let executor = std::sync::Arc::new(
         kiln_engine::Routed::new(std::sync::Arc::new(kiln_engine::ProcessExecutor))
             .with_containers(std::sync::Arc::new(docker)),
     );
-    Ok(kiln_engine::run(
+    let result = kiln_engine::run(
         std::sync::Arc::new(plan),
         options,
         executor,
@@ -263,5 +268,10 @@ async fn engine_run(
         cancel,
         kill,
     )
-    .await)
+    .await;
+    // The sweep ran alongside; let it finish rather than cut it off.
+    if let Some(sweeping) = sweeping {
+        let _ = tokio::time::timeout(Duration::from_secs(30), sweeping).await;
+    }
+    Ok(result)
 }
