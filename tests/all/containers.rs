@@ -552,3 +552,33 @@ fn the_next_container_run_sweeps_what_a_killed_run_left() {
     kiln.run_with(["run", "next.yml"]).code(0);
     assert_eq!(labelled(&kiln), Vec::<String>::new());
 }
+
+#[test]
+fn user_read_only_root_and_no_network_are_applied_to_the_job_container() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  locked:
+    image: IMAGE
+    container: { user: "1234:1234", read-only: true, network: none }
+    steps:
+      - run: echo "uid=$(id -u)"
+      - run: |
+          touch /etc/x 2>/dev/null || echo "root is read-only"
+          touch /tmp/x && echo "tmp is writable"
+          echo "interfaces=$(ls /sys/class/net | tr '\n' ' ')"
+"#,
+        ))
+        .args(["run"]);
+    // The workspace must be enterable by uid 1234.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(kiln.dir(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    kiln.run()
+        .code(0)
+        .stdout_has("[locked] uid=1234\n")
+        .stdout_has("[locked] root is read-only\n")
+        .stdout_has("[locked] tmp is writable\n")
+        .stdout_has("[locked] interfaces=lo \n");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
