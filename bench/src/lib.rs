@@ -8,6 +8,7 @@
 //! - [`proxy`] measures the deployment proxy and rollback latency.
 //! - [`scheduler`] runs the same graph under `kiln run` and `make -j`.
 //! - [`ingest`] stores a file in the blob store against `sha256sum`.
+//! - [`docker`] times a container job under `kiln run` against `docker run`.
 //! - [`stats`] and [`cpu`] turn runs into figures.
 //!
 //! Plain `std::time` instead of criterion keeps the build small; see
@@ -16,6 +17,7 @@
 
 pub mod cpu;
 pub mod dag;
+pub mod docker;
 pub mod error;
 pub mod ingest;
 pub mod plan;

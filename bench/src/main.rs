@@ -1,4 +1,4 @@
-//! `kiln-bench`: run with `cargo run --release -p kiln-bench -- <plan|scheduler|ingest|resolve>`.
+//! `kiln-bench`: run with `cargo run --release -p kiln-bench -- <plan|scheduler|ingest|resolve|proxy|docker>`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +59,18 @@ enum Which {
         /// Canary rollbacks timed.
         #[arg(long, default_value_t = 5)]
         decisions: usize,
+    },
+    /// A one-`true`-step container job under `kiln run` vs `docker run --rm IMAGE true`.
+    Docker {
+        /// Image for both (the default is built from /bin/busybox if missing).
+        #[arg(long, default_value = kiln_bench::docker::DEFAULT_IMAGE)]
+        image: String,
+        /// Measured runs per runner.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// The kiln binary (default: `kiln` next to this executable).
+        #[arg(long)]
+        kiln: Option<PathBuf>,
     },
     /// Run the same DAG of no-op jobs with `kiln run` and `make -j`, side by side.
     Scheduler {
@@ -139,6 +151,17 @@ fn main() -> ExitCode {
             decisions: decisions.max(1),
         }
         .run(),
+        Which::Docker { image, runs, kiln } => match kiln.map_or_else(locate_kiln, Ok) {
+            Ok(kiln) => kiln_bench::docker::DockerBench {
+                image,
+                runs: runs.max(1),
+                kiln,
+                dir: std::env::temp_dir().join(format!("kiln-bench-docker-{}", std::process::id())),
+            }
+            .run()
+            .map(drop),
+            Err(e) => Err(e),
+        },
         Which::Scheduler {
             jobs,
             needs,

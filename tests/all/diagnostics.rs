@@ -110,3 +110,14 @@ fn usage_errors_exit_2() {
             "invalid value 'no-equals' for '--var <K=V>': expected `KEY=VALUE`, got `no-…`",
         );
 }
+
+#[test]
+fn a_misspelt_container_setting_gets_a_code_frame_and_a_suggestion() {
+    Kiln::new()
+        .pipeline("jobs:\n  a:\n    image: busybox\n    container: { network: brige }\n    steps: [run: 'true']\n")
+        .args(["validate"])
+        .run()
+        .code(2)
+        .stderr_has("  × unknown value `brige` for `container.network`\n   ╭─[kiln.yml:4:27]\n")
+        .stderr_has("  help: did you mean `bridge`?\n");
+}

@@ -4,6 +4,7 @@ mod validate;
 mod artifacts;
 mod caches_and_gc;
 mod conditions;
+mod containers;
 mod deploy;
 mod deploy_support;
 mod diagnostics;

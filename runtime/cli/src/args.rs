@@ -41,6 +41,8 @@ pub(crate) enum Command {
     Approve(GateArgs),
     /// Reject a deployment's approval gate: the rollout rolls back
     Reject(GateArgs),
+    /// Remove containers, networks and volumes left by runs that are over
+    Gc,
 }
 
 /// `kiln approve RUN GATE`.
@@ -177,6 +179,9 @@ pub(crate) struct ValidateArgs {
     /// Also resolve every plugin and require it to match kiln.lock exactly
     #[arg(long)]
     pub locked: bool,
+    /// Also check that every image the pipeline names is present in the local Docker engine (never pulls)
+    #[arg(long)]
+    pub check_images: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod args;
 mod command;
+mod containers;
 mod diagnostics;
 mod error;
 mod locate;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Deploy(deploy) => command::deploy::run(deploy, cli.state_dir.as_deref()),
         Command::Approve(gate) => command::deploy::answer(gate, true, cli.state_dir.as_deref()),
         Command::Reject(gate) => command::deploy::answer(gate, false, cli.state_dir.as_deref()),
+        Command::Gc => command::gc::run(cli.state_dir.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
-use kiln_pipeline::Job;
+use kiln_pipeline::{ContainerOptions, Job};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +40,70 @@ pub struct StepRequest {
     pub env: Vec<(String, String)>,
     /// Where the script file is written (a private per-run directory).
     pub script_path: PathBuf,
+    /// The run's workspace (`KILN_WORKSPACE`); `workdir` lies inside it.
+    pub workspace: PathBuf,
+    /// Where the step runs; [`Routed`](crate::Routed) picks the executor by it.
+    pub placement: Placement,
+}
+
+/// Where a step runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// On the host, as a process (no `image:` anywhere).
+    Host,
+    /// In the job's container, which `prepare` created (`image:` on the job).
+    JobContainer,
+    /// In a container of its own, created and removed around the step
+    /// (`image:` on the step).
+    Container(ContainerRequest),
+}
+
+/// A container to create, every expression already rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerRequest {
+    /// Image reference.
+    pub image: String,
+    /// Isolation, resources, pull policy.
+    pub options: ContainerOptions,
+}
+
+/// A `services:` sidecar to start before the job's first step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRequest {
+    /// Its name, also its host name on the job's network.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Its environment.
+    pub env: Vec<(String, String)>,
+    /// `(host, container)` ports published on 127.0.0.1.
+    pub ports: Vec<(u16, u16)>,
+    /// Command replacing the image's; empty keeps it.
+    pub command: Vec<String>,
+    /// Readiness check.
+    pub health: Option<kiln_pipeline::HealthCheck>,
+}
+
+/// One job attempt, as `prepare` and `cleanup` see it.
+#[derive(Debug, Clone)]
+pub struct JobRequest<'a> {
+    /// The job.
+    pub job: &'a Job,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// The run's workspace.
+    pub workspace: PathBuf,
+    /// The job's container (`image:` on the job), rendered.
+    pub container: Option<ContainerRequest>,
+    /// The job's services, rendered.
+    pub services: Vec<ServiceRequest>,
+}
+
+impl JobRequest<'_> {
+    /// Whether the job needs a container backend at all before its steps.
+    pub fn uses_containers(&self) -> bool {
+        self.container.is_some() || !self.services.is_empty()
+    }
 }
 
 /// How the engine tells a running step to stop.
@@ -71,7 +135,7 @@ pub enum StepExit {
 pub trait Executor: Send + Sync {
     /// Called once per job attempt before its first step (create a
     /// container, a network …). The default does nothing.
-    fn prepare<'a>(&'a self, _job: &'a Job) -> BoxFuture<'a, Result<(), String>> {
+    fn prepare<'a>(&'a self, _job: &'a JobRequest<'a>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -86,7 +150,72 @@ pub trait Executor: Send + Sync {
 
     /// Called once per job attempt after its last step, whatever happened.
     /// The default does nothing.
-    fn cleanup<'a>(&'a self, _job: &'a Job) -> BoxFuture<'a, ()> {
+    fn cleanup<'a>(&'a self, _job: &'a JobRequest<'a>) -> BoxFuture<'a, ()> {
         Box::pin(async {})
+    }
+}
+
+/// The one place that decides which backend runs what: host steps go to
+/// `host`, container work (`image:` on a job or step, `services:`) to
+/// `containers`. The engine holds a single [`Executor`]; the CLI builds this
+/// with the backends it has, so the engine never names Docker.
+pub struct Routed {
+    host: std::sync::Arc<dyn Executor>,
+    containers: Option<std::sync::Arc<dyn Executor>>,
+}
+
+impl Routed {
+    /// Everything on `host` until [`Routed::with_containers`] adds a backend.
+    pub fn new(host: std::sync::Arc<dyn Executor>) -> Self {
+        Self {
+            host,
+            containers: None,
+        }
+    }
+
+    /// Container work goes to `containers`.
+    pub fn with_containers(mut self, containers: std::sync::Arc<dyn Executor>) -> Self {
+        self.containers = Some(containers);
+        self
+    }
+
+    fn containers(&self) -> Result<&dyn Executor, String> {
+        self.containers.as_deref().ok_or_else(|| {
+            "this build of kiln has no container executor; remove `image:` and `services:` to run on the host".into()
+        })
+    }
+}
+
+impl Executor for Routed {
+    fn prepare<'a>(&'a self, job: &'a JobRequest<'a>) -> BoxFuture<'a, Result<(), String>> {
+        if !job.uses_containers() {
+            return self.host.prepare(job);
+        }
+        match self.containers() {
+            Ok(containers) => containers.prepare(job),
+            Err(message) => Box::pin(async move { Err(message) }),
+        }
+    }
+
+    fn run_step(
+        &self,
+        request: StepRequest,
+        output: OutputSender,
+        control: StepControl,
+    ) -> BoxFuture<'static, StepExit> {
+        if request.placement == Placement::Host {
+            return self.host.run_step(request, output, control);
+        }
+        match self.containers() {
+            Ok(containers) => containers.run_step(request, output, control),
+            Err(message) => Box::pin(async move { StepExit::Infrastructure(message) }),
+        }
+    }
+
+    fn cleanup<'a>(&'a self, job: &'a JobRequest<'a>) -> BoxFuture<'a, ()> {
+        match (&self.containers, job.uses_containers()) {
+            (Some(containers), true) => containers.cleanup(job),
+            _ => self.host.cleanup(job),
+        }
     }
 }

@@ -88,19 +88,28 @@ fn retries(on: &[RetryOn], kind: FailureKind) -> bool {
 }
 
 async fn run_attempt(shared: &Arc<Shared>, job: &Job, attempt: u32, needs: Value) -> Attempt {
-    if let Err(message) = shared.executor.prepare(job).await {
+    let mut runner = StepRunner::new(shared, job, attempt, needs);
+    let request = match runner.job_request() {
+        Ok(request) => request,
+        Err(message) => {
+            return Attempt {
+                failure: Some((FailureKind::Exit, message)),
+                outputs: Vec::new(),
+            };
+        }
+    };
+    if let Err(message) = shared.executor.prepare(&request).await {
         // A prepare that failed half-way (network created, container not)
         // leaves things behind that only cleanup removes; the trait promises
         // cleanup "whatever happened".
-        shared.executor.cleanup(job).await;
+        shared.executor.cleanup(&request).await;
         return Attempt {
             failure: Some((FailureKind::Infrastructure, message)),
             outputs: Vec::new(),
         };
     }
-    let mut runner = StepRunner::new(shared, job, attempt, needs);
     let failure = runner.run_steps().await;
-    shared.executor.cleanup(job).await;
+    shared.executor.cleanup(&request).await;
     let outputs = match failure {
         None => runner.job_outputs(),
         Some(_) => Vec::new(),

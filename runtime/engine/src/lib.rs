@@ -35,7 +35,10 @@ use std::time::Duration;
 pub use artifacts::ArtifactStore;
 pub use deploy::{DeployRequest, Deployer};
 pub use event::{Event, JobResult, RunId, RunResult, StepResult, Stream};
-pub use executor::{Executor, StepControl, StepExit, StepRequest};
+pub use executor::{
+    ContainerRequest, Executor, JobRequest, Placement, Routed, ServiceRequest, StepControl,
+    StepExit, StepRequest,
+};
 pub use process::ProcessExecutor;
 
 /// Everything a run needs besides the plan.

@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context;
 use crate::event::{Event, StepResult, Stream};
-use crate::executor::{BoxFuture, OutputSender, StepControl, StepExit, StepRequest};
+use crate::executor::{
+    BoxFuture, ContainerRequest, JobRequest, OutputSender, Placement, ServiceRequest, StepControl,
+    StepExit, StepRequest,
+};
 use crate::lines::LineSplitter;
 use crate::outputs;
 use crate::run::Shared;
@@ -70,10 +73,56 @@ impl<'a> StepRunner<'a> {
         }
     }
 
-    pub(crate) async fn run_steps(&mut self) -> Option<(FailureKind, String)> {
-        if let Err(message) = self.job_env() {
-            return Some((FailureKind::Exit, message));
+    /// Renders the job's env, container and services for `prepare`.
+    pub(crate) fn job_request(&mut self) -> Result<JobRequest<'a>, String> {
+        self.job_env()?;
+        let job = self.job;
+        let templates = job.image.iter().chain(
+            job.services
+                .iter()
+                .flat_map(|s| std::iter::once(&s.image).chain(s.env.iter().map(|(_, t)| t))),
+        );
+        let granted = self.secrets_for(templates);
+        let mut cx = self.context(Status::Success);
+        if let (Some(Value::Object(all)), Value::Object(more)) =
+            (cx.values.get_mut("secrets"), granted)
+        {
+            all.extend(more);
         }
+        let container = match &job.image {
+            Some(image) => Some(ContainerRequest {
+                image: render_image(image, &cx, "image")?,
+                options: job.container.clone(),
+            }),
+            None => None,
+        };
+        let mut services = Vec::with_capacity(job.services.len());
+        for service in &job.services {
+            let mut env = Vec::new();
+            context::render_env(&service.env, &mut env, &mut cx)?;
+            services.push(ServiceRequest {
+                name: service.name.clone(),
+                image: render_image(
+                    &service.image,
+                    &cx,
+                    &format!("services.{}.image", service.name),
+                )?,
+                env,
+                ports: service.ports.clone(),
+                command: service.command.clone(),
+                health: service.health.clone(),
+            });
+        }
+        Ok(JobRequest {
+            job,
+            attempt: self.attempt,
+            workspace: self.shared.options.workspace.clone(),
+            container,
+            services,
+        })
+    }
+
+    pub(crate) async fn run_steps(&mut self) -> Option<(FailureKind, String)> {
         if let Err(message) = self.before_steps().await {
             return Some((FailureKind::Infrastructure, message));
         }
@@ -339,7 +388,20 @@ impl<'a> StepRunner<'a> {
         {
             all.extend(more);
         }
-        let mut env = self.shared.system_env.clone();
+        let placement = match (&step.image, &self.job.image) {
+            (Some(image), _) => Placement::Container(ContainerRequest {
+                image: render_image(image, &cx, "image")?,
+                options: self.job.container.clone(),
+            }),
+            (None, Some(_)) => Placement::JobContainer,
+            (None, None) => Placement::Host,
+        };
+        // A container's env starts from its image's, not from the host's:
+        // the host's PATH or HOME would break the image.
+        let mut env = match placement {
+            Placement::Host => self.shared.system_env.clone(),
+            _ => Vec::new(),
+        };
         for (k, v) in &self.env {
             context::set(&mut env, k, v.clone());
         }
@@ -381,6 +443,8 @@ impl<'a> StepRunner<'a> {
                 .shared
                 .temp
                 .join(format!("{}-{}-{}.sh", self.job.id.0, self.attempt, index)),
+            workspace: workspace.clone(),
+            placement,
         })
     }
 
@@ -610,6 +674,18 @@ impl<'a> StepRunner<'a> {
             })
             .collect()
     }
+}
+
+/// An `image:` rendered; an empty result is an error, not Docker's puzzle.
+fn render_image(template: &Template, cx: &Context<'_>, field: &str) -> Result<String, String> {
+    let image = template
+        .render(cx)
+        .map_err(|e| format!("cannot evaluate `{field}`: {e}"))?;
+    let image = image.trim();
+    if image.is_empty() {
+        return Err(format!("`{field}` evaluated to an empty string"));
+    }
+    Ok(image.to_owned())
 }
 
 /// Evaluates an `if:`; an evaluation error is reported, never ignored.

@@ -5,13 +5,15 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kiln_pipeline::{Job, LoadOptions, Plan, SourceFile};
+use kiln_pipeline::{LoadOptions, Plan, SourceFile};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::RunOptions;
 use crate::event::{Event, JobResult, RunResult, StepResult, Stream};
-use crate::executor::{BoxFuture, Executor, OutputSender, StepControl, StepExit, StepRequest};
+use crate::executor::{
+    BoxFuture, Executor, JobRequest, OutputSender, StepControl, StepExit, StepRequest,
+};
 
 /// Runs steps by their script text:
 /// `ok` exits 0, `exit N` exits N, `infra` cannot run, `hang` runs until
@@ -36,7 +38,8 @@ impl Scripted {
 }
 
 impl Executor for Scripted {
-    fn prepare<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<(), String>> {
+    fn prepare<'a>(&'a self, request: &'a JobRequest<'a>) -> BoxFuture<'a, Result<(), String>> {
+        let job = request.job;
         self.record(format!("prepare {}", job.name));
         let fail = job.steps.first().is_some_and(|s| s.name == "fail-prepare");
         Box::pin(async move {
@@ -84,7 +87,8 @@ impl Executor for Scripted {
         })
     }
 
-    fn cleanup<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, ()> {
+    fn cleanup<'a>(&'a self, request: &'a JobRequest<'a>) -> BoxFuture<'a, ()> {
+        let job = request.job;
         self.record(format!("cleanup {}", job.name));
         Box::pin(async {})
     }
@@ -293,4 +297,129 @@ async fn a_failed_need_fails_failure_but_not_a_continue_on_error_one() {
     assert_eq!(reason.as_deref(), Some("`if: failure()` was false"));
     assert_eq!(done.job("after-soft").0, JobResult::Success);
     assert_eq!(done.result, RunResult::Failed);
+}
+
+/// Records where the engine placed each unit of work.
+#[derive(Default)]
+struct Placements(Mutex<Vec<String>>);
+
+impl Executor for Placements {
+    fn prepare<'a>(&'a self, request: &'a JobRequest<'a>) -> BoxFuture<'a, Result<(), String>> {
+        let image = request.container.as_ref().map(|c| c.image.clone());
+        let services: Vec<String> = request
+            .services
+            .iter()
+            .map(|s| format!("{}={}", s.name, s.image))
+            .collect();
+        self.0.lock().expect("not poisoned").push(format!(
+            "prepare {} {image:?} {services:?}",
+            request.job.name
+        ));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn run_step(
+        &self,
+        request: StepRequest,
+        _output: OutputSender,
+        _control: StepControl,
+    ) -> BoxFuture<'static, StepExit> {
+        let placement = match &request.placement {
+            crate::Placement::Host => "host".to_owned(),
+            crate::Placement::JobContainer => "job-container".to_owned(),
+            crate::Placement::Container(c) => format!("own {}", c.image),
+        };
+        let inherits_host_env = request.env.iter().any(|(k, _)| k == "PATH");
+        self.0.lock().expect("not poisoned").push(format!(
+            "run {} {placement} host-env={inherits_host_env}",
+            request.job
+        ));
+        Box::pin(async { StepExit::Exited(0) })
+    }
+}
+
+async fn run_routed(yaml: &str, routed: crate::Routed) -> RunResult {
+    let mut options = RunOptions::new(run_id(), std::env::temp_dir());
+    options.temp_root = Some(std::env::temp_dir());
+    options.max_parallel = 1;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    crate::run(
+        plan(yaml),
+        options,
+        Arc::new(routed),
+        tx,
+        CancellationToken::new(),
+        CancellationToken::new(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn routed_sends_container_work_to_the_container_backend_with_rendered_images() {
+    let host = Arc::new(Placements::default());
+    let containers = Arc::new(Placements::default());
+    let routed = crate::Routed::new(host.clone()).with_containers(containers.clone());
+    let yaml = "
+jobs:
+  boxed:
+    strategy: { matrix: { v: ['1'] } }
+    image: alpine:${{ matrix.v }}
+    services: { db: { image: 'pg:${{ matrix.v }}' } }
+    steps: [run: ok]
+  mixed:
+    needs: [boxed]
+    steps:
+      - run: ok
+      - { image: busybox, run: ok }
+";
+    assert_eq!(run_routed(yaml, routed).await, RunResult::Success);
+    assert_eq!(
+        containers.0.lock().unwrap().clone(),
+        vec![
+            "prepare boxed (v=1) Some(\"alpine:1\") [\"db=pg:1\"]".to_owned(),
+            "run boxed (v=1) job-container host-env=false".to_owned(),
+            "run mixed own busybox host-env=false".to_owned(),
+        ]
+    );
+    assert_eq!(
+        host.0.lock().unwrap().clone(),
+        vec![
+            "prepare mixed None []".to_owned(),
+            "run mixed host host-env=true".to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn routed_without_a_container_backend_fails_container_jobs_clearly() {
+    let host = Arc::new(Placements::default());
+    let yaml =
+        "jobs:\n  a: { image: x, steps: [run: ok] }\n  b: { steps: [{ image: x, run: ok }] }\n";
+    let mut options = RunOptions::new(run_id(), std::env::temp_dir());
+    options.temp_root = Some(std::env::temp_dir());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let result = crate::run(
+        plan(yaml),
+        options,
+        Arc::new(crate::Routed::new(host)),
+        tx,
+        CancellationToken::new(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(result, RunResult::Failed);
+    let mut reasons = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        match event {
+            Event::JobFinished { name, reason, .. } => reasons.push(format!("{name}: {reason:?}")),
+            Event::Output { line, .. } => reasons.push(line),
+            _ => {}
+        }
+    }
+    let message = "this build of kiln has no container executor; remove `image:` and `services:` to run on the host";
+    assert!(
+        reasons.contains(&format!("a: Some({message:?})")),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&format!("kiln: {message}")), "{reasons:?}");
 }

@@ -51,6 +51,8 @@ pub(crate) struct Job {
     pub condition: Option<Text>,
     pub env: Vec<Pair>,
     pub image: Option<Text>,
+    pub container: crate::container::ContainerOptions,
+    pub services: Vec<Service>,
     pub steps: Vec<Step>,
     pub timeout: Option<Duration>,
     pub retry: RetryPolicy,
@@ -113,6 +115,7 @@ pub(crate) struct Step {
     pub id: Option<Text>,
     pub name: Option<Text>,
     pub kind: StepKind,
+    pub image: Option<Text>,
     pub condition: Option<Text>,
     pub env: Vec<Pair>,
     pub timeout: Option<Duration>,
@@ -121,6 +124,18 @@ pub(crate) struct Step {
     pub working_directory: Option<Text>,
     pub with: Vec<Pair>,
     pub permissions: Permissions,
+}
+
+/// One `services:` entry, as written.
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    pub name: String,
+    pub span: Span,
+    pub image: Option<Text>,
+    pub env: Vec<Pair>,
+    pub ports: Vec<(u16, u16)>,
+    pub command: Vec<String>,
+    pub health: Option<crate::container::HealthCheck>,
 }
 
 /// What a step does, as written.

@@ -9,6 +9,7 @@
 pub mod artifact;
 mod assemble;
 mod ast;
+pub mod container;
 mod decode;
 pub mod diagnostic;
 mod duration;
@@ -26,6 +27,9 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
+pub use container::{
+    ContainerOptions, HealthCheck, Network, PullPolicy, Resources, Service, Volume,
+};
 pub use diagnostic::{Diagnostic, LoadError, Severity};
 pub use plan::{
     ArtifactSpec, CacheSpec, Deploy, DeployRun, DeployTarget, FsAccess, Job, JobId, Permissions,

@@ -60,8 +60,13 @@ pub struct Job {
     pub env: Vec<(String, Template)>,
     /// Values of this instance's matrix combination (empty if none).
     pub matrix: BTreeMap<String, serde_json::Value>,
-    /// Container image for `run:` steps (container executor, later issue).
+    /// Container image: every `run:` step of the job runs in one container
+    /// of it (one per attempt).
     pub image: Option<Template>,
+    /// Isolation, resources and pull policy of the job's containers.
+    pub container: crate::container::ContainerOptions,
+    /// Sidecars started before the first step, on a network of the job's own.
+    pub services: Vec<crate::container::Service>,
     /// Steps in order.
     pub steps: Vec<Step>,
     /// Job timeout (all attempts of one try of the job's steps).
@@ -118,6 +123,8 @@ pub struct Step {
     pub name: String,
     /// What the step does.
     pub action: StepAction,
+    /// `image:` of the step: it runs in a container of its own.
+    pub image: Option<Template>,
     /// `if:`; `None` means `success()`.
     pub condition: Option<Expr>,
     /// Step env (overrides job env).

@@ -2,6 +2,7 @@
 
 pub(crate) mod artifacts;
 pub(crate) mod deploy;
+pub(crate) mod gc;
 pub(crate) mod plan;
 pub(crate) mod plugin;
 pub(crate) mod run;

@@ -56,6 +56,21 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
     let mut store = Store::open(&state)?;
     let live = store.begin_run(&plan.name, &located.display)?;
     let run_id = live.id();
+    // Only a crashed run (its record `interrupted`) can leave containers
+    // behind: a run that ended removed its own, so the sweep is skipped
+    // when there is none.
+    let crashed =
+        crate::containers::uses_containers(&plan) && crate::containers::any_crashed(&store)?;
+    let containers = crashed
+        .then(|| {
+            let finished = crate::containers::finished_runs(&store)?;
+            Ok::<_, kiln_store::StoreError>(Sweep {
+                state: crate::containers::state_label(&store),
+                finished: Box::new(finished),
+            })
+        })
+        .transpose()?;
+    let owner = crate::containers::owner(&store, run_id);
     let recorder = Recorder::new(store, live);
     let reporter = if args.json {
         Reporter::Json(JsonReporter::new())
@@ -87,6 +102,8 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
             vars: args.vars.iter().cloned().collect(),
             grace: args.grace,
             state,
+            owner,
+            sweep: containers,
         },
         to_consumer,
     ));
@@ -113,6 +130,16 @@ struct EngineInput {
     grace: Option<Duration>,
     /// The state directory, home of the artifact store.
     state: std::path::PathBuf,
+    /// Labels for this run's containers.
+    owner: kiln_docker::Owner,
+    /// Leftovers of finished runs to remove, when the plan uses containers.
+    sweep: Option<Sweep>,
+}
+
+/// The start-up sweep: containers of `state` whose run is `finished`.
+struct Sweep {
+    state: String,
+    finished: Box<dyn Fn(i64) -> bool + Send + Sync>,
 }
 
 /// Runs the engine with signal handling, forwarding its events.
@@ -233,6 +260,8 @@ async fn engine_run(
         vars,
         grace,
         state,
+        owner,
+        sweep,
     } = input;
     let mut options = kiln_engine::RunOptions::new(run_id, workspace);
     if let Some(parallelism) = parallelism {
@@ -249,8 +278,27 @@ async fn engine_run(
     options.artifacts = Some(std::sync::Arc::new(
         crate::store_adapter::StoreAdapter::new(state),
     ));
-    let executor = std::sync::Arc::new(kiln_engine::ProcessExecutor);
-    Ok(kiln_engine::run(
+    let engine = crate::containers::engine();
+    let sweeping = sweep.map(|Sweep { state, finished }| {
+        // Alongside the run, not before it: the sweep never touches a
+        // live run, this one included, and costs the run no time.
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            match kiln_docker::sweep(&engine, &state, None, finished).await {
+                Ok(swept) if !swept.is_empty() => {
+                    tracing::info!("{}", crate::containers::describe(&swept))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "start-up sweep skipped"),
+            }
+        })
+    });
+    let docker = kiln_docker::DockerExecutor::new(engine, owner);
+    let executor = std::sync::Arc::new(
+        kiln_engine::Routed::new(std::sync::Arc::new(kiln_engine::ProcessExecutor))
+            .with_containers(std::sync::Arc::new(docker)),
+    );
+    let result = kiln_engine::run(
         std::sync::Arc::new(plan),
         options,
         executor,
@@ -258,5 +306,10 @@ async fn engine_run(
         cancel,
         kill,
     )
-    .await)
+    .await;
+    // The sweep ran alongside; let it finish rather than cut it off.
+    if let Some(sweeping) = sweeping {
+        let _ = tokio::time::timeout(Duration::from_secs(30), sweeping).await;
+    }
+    Ok(result)
 }

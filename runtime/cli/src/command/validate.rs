@@ -28,6 +28,9 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
                 );
                 summary(&source, &loaded.plan);
             }
+            if args.check_images {
+                return check_images(&loaded.plan);
+            }
             Ok(0)
         }
         Err(err) if args.json => {
@@ -77,4 +80,41 @@ fn summary(source: &SourceFile, plan: &kiln_pipeline::Plan) {
         if jobs == 1 { "job" } else { "jobs" },
         if levels == 1 { "level" } else { "levels" },
     );
+}
+
+/// `--check-images`: every literal image must be in the local engine.
+/// Nothing is pulled; images computed at run time cannot be checked.
+fn check_images(plan: &kiln_pipeline::Plan) -> Result<u8, CliError> {
+    let (fixed, dynamic) = crate::containers::images(plan);
+    for (image, used_by) in &dynamic {
+        eprintln!("note: cannot check `{image}` ({used_by}): it is computed when the job runs");
+    }
+    if fixed.is_empty() {
+        println!("no images to check");
+        return Ok(0);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Engine(format!("cannot start the async runtime: {e}")))?;
+    let engine = crate::containers::engine();
+    let mut missing = 0;
+    let palette = Palette::stdout();
+    for (image, used_by) in &fixed {
+        let present = runtime
+            .block_on(kiln_docker::image_exists(&engine, image))
+            .map_err(|e| CliError::Engine(e.to_string()))?;
+        if present {
+            println!(
+                "{} image `{image}` is present ({used_by})",
+                palette.paint(style::good(), "✓")
+            );
+        } else {
+            missing += 1;
+            eprintln!(
+                "error: image `{image}` ({used_by}) is not present locally; build it (`docker build -t {image} .`) or load it (`docker load -i FILE.tar`)"
+            );
+        }
+    }
+    Ok(if missing == 0 { 0 } else { EXIT_INVALID })
 }

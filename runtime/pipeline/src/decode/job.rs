@@ -24,6 +24,8 @@ const FIELDS: &[&str] = &[
     "outputs",
     "defaults",
     "services",
+    "container",
+    "resources",
     "artifacts",
     "download",
     "cache",
@@ -39,8 +41,8 @@ const FIELDS: &[&str] = &[
 const RETRY_FIELDS: &[&str] = &["max", "backoff", "max-backoff", "on"];
 const RETRY_ON: &[&str] = &["timeout", "infrastructure", "any"];
 
-/// Containers, services and executors.
-pub(super) const CONTAINERS: &str = "container jobs arrive with issue #4 (containers)";
+/// The seed's named executors have no counterpart: images do that job.
+const EXECUTOR: &str = "kiln runs a job in a container when it has `image:`";
 /// Seed deployment fields that `deploy:` replaces.
 const DEPLOY: &str = "describe the rollout with a `deploy:` job (docs/deploy.md)";
 
@@ -75,6 +77,8 @@ impl Decoder {
             condition: None,
             env: Vec::new(),
             image: None,
+            container: Default::default(),
+            services: Vec::new(),
             steps: Vec::new(),
             timeout: None,
             retry: RetryPolicy::default(),
@@ -125,8 +129,10 @@ impl Decoder {
                     deploys = true;
                     job.deploy = self.deploy(k, v, &key.name);
                 }
-                "executor" => self.not_yet_supported(k.span, "`executor`", CONTAINERS),
-                "services" => self.not_yet_supported(k.span, "`services`", CONTAINERS),
+                "executor" => self.not_yet_supported(k.span, "`executor`", EXECUTOR),
+                "services" => job.services = self.services(v),
+                "container" => self.container(v, &mut job.container),
+                "resources" => self.resources(v, &mut job.container.resources),
                 "artifacts" => job.artifacts = self.artifacts(v),
                 "download" => {
                     job.download = Some(self.string_list(v, "a list of artifact names", "download"))

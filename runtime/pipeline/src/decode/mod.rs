@@ -4,6 +4,7 @@
 //! Each section has its own file; this one holds the shared [`Decoder`]
 //! with the checks every section uses (types, unknown fields, ranges).
 
+mod container;
 mod deploy;
 mod job;
 mod pipeline;

@@ -21,6 +21,7 @@ const FIELDS: &[&str] = &[
     "timeout",
     "timeout-minutes",
     "continue-on-error",
+    "image",
     // Seed-document spellings and step kinds.
     "script",
     "environment",
@@ -44,6 +45,7 @@ impl Decoder {
             id: None,
             name: None,
             kind: StepKind::Invalid,
+            image: None,
             condition: None,
             env: Vec::new(),
             timeout: None,
@@ -118,9 +120,7 @@ impl Decoder {
                 "continue-on-error" => {
                     step.continue_on_error = self.boolean(v, "continue-on-error").unwrap_or(false);
                 }
-                "image" => {
-                    self.not_yet_supported(k.span, "a step-level `image`", super::job::CONTAINERS)
-                }
+                "image" => step.image = self.text(v, "image"),
                 "retry_count" => self.not_yet_supported(
                     k.span,
                     "a step-level `retry_count`",
@@ -128,6 +128,16 @@ impl Decoder {
                 ),
                 _ => self.unknown_field(k, "a step", FIELDS),
             }
+        }
+        if let (Some(image), StepKind::Uses(_)) = (&step.image, &step.kind) {
+            self.push(
+                Diagnostic::error(
+                    "invalid-step",
+                    image.span,
+                    "`image` applies to `run:` steps; a `uses:` plugin runs in kiln's WASI sandbox",
+                )
+                .with_help("remove `image`, or make the step a `run:` script"),
+            );
         }
         match actions.as_slice() {
             [_] => {}

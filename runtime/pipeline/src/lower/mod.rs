@@ -136,6 +136,23 @@ fn lower_job(
         .image
         .as_ref()
         .and_then(|t| texts.template(t, &job_visible, Some(&lookup)));
+    let services = job
+        .services
+        .iter()
+        .filter_map(|s| {
+            let image = texts.template(s.image.as_ref()?, &job_visible, Some(&lookup))?;
+            let env = env_templates(texts, &s.env, &scope, &job_visible);
+            Some(crate::container::Service {
+                name: s.name.clone(),
+                image,
+                env,
+                ports: s.ports.clone(),
+                command: s.command.clone(),
+                health: s.health.clone(),
+                span: s.span,
+            })
+        })
+        .collect();
     let outputs = job
         .outputs
         .iter()
@@ -220,6 +237,8 @@ fn lower_job(
             env,
             matrix: BTreeMap::new(),
             image,
+            container: job.container.clone(),
+            services,
             steps,
             timeout: job.timeout,
             retry: job.retry.clone(),
@@ -323,8 +342,13 @@ fn lower_step(
         ),
         StepKind::Invalid => return None,
     };
+    let image = match &step.image {
+        Some(t) => Some(texts.template(t, visible, Some(&lookup))?),
+        None => None,
+    };
     Some(Step {
         id: step.id.as_ref().map(|t| t.value.clone()),
+        image,
         name: step
             .name
             .as_ref()
@@ -438,6 +462,7 @@ fn lower_deploy(
         })),
         condition: None,
         env: Vec::new(),
+        image: None,
         timeout: None,
         continue_on_error: false,
         span: deploy.span,

@@ -207,7 +207,7 @@ fn seed_features_parse_with_warnings() {
     assert_eq!(
         warnings(yaml),
         [
-            "3:5 not-yet-supported `executor` is not supported yet and is ignored; container jobs arrive with issue #4 (containers)",
+            "3:5 not-yet-supported `executor` is not supported yet and is ignored; kiln runs a job in a container when it has `image:`",
             "4:5 not-yet-supported the deployment `environment` is not supported yet and is ignored; describe the rollout with a `deploy:` job (docs/deploy.md)",
             "5:5 not-yet-supported `manual_approval` is not supported yet and is ignored; use `approval: manual` under `deploy:`",
             "8:9 not-yet-supported `checkout` steps are not supported yet: kiln runs jobs in the workspace that holds the pipeline, so the code is already there; remove the step",

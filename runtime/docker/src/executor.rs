@@ -1,0 +1,377 @@
+//! [`DockerExecutor`]: the engine's [`Executor`] for container work.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bollard::query_parameters::CreateContainerOptions;
+use kiln_engine::executor::{BoxFuture, OutputSender};
+use kiln_engine::{
+    ContainerRequest, Executor, JobRequest, Placement, StepControl, StepExit, StepRequest,
+};
+use kiln_pipeline::ContainerOptions;
+
+use crate::engine::{Engine, api};
+use crate::error::{DockerError, Result, one_line};
+use crate::labels::Owner;
+use crate::spec::{self, Mounts};
+use crate::{gc, image, services, step};
+
+/// Keeps a job container alive between its steps' execs. `sleep` is in
+/// every image that has a shell; PID 1 is Docker's init, which reaps.
+const KEEPER: [&str; 2] = ["sleep", "2147483647"];
+
+/// Runs `image:` jobs and steps and `services:` in Docker.
+///
+/// A job with `image:` gets one container per attempt, created in
+/// [`Executor::prepare`] and removed in [`Executor::cleanup`]; its steps
+/// are execs in it, so files and processes carry over between steps. A
+/// step with `image:` gets a container of its own, removed when it ends.
+/// Everything carries the [`Owner`]'s labels, for [`crate::sweep`].
+pub struct DockerExecutor(Arc<Inner>);
+
+impl DockerExecutor {
+    /// An executor on `engine` labelling everything with `owner`.
+    pub fn new(engine: Arc<Engine>, owner: Owner) -> Self {
+        Self(Arc::new(Inner {
+            engine,
+            owner,
+            jobs: Mutex::new(HashMap::new()),
+        }))
+    }
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    owner: Owner,
+    jobs: Mutex<HashMap<String, JobState>>,
+}
+
+/// What one job attempt created so far (cleanup removes exactly this).
+#[derive(Default)]
+struct JobState {
+    container: Option<String>,
+    /// A one-step job's container, created by its step (see `prepare_job`).
+    deferred: Option<ContainerRequest>,
+    user: Option<String>,
+    network: Option<String>,
+    services: Vec<String>,
+    scratch: Option<Scratch>,
+}
+
+/// A private host directory mounted at `/kiln`: step scripts and
+/// `$KILN_OUTPUT` files. The outer directory is kiln's alone (0700); the
+/// inner one is writable by any container user.
+struct Scratch {
+    _outer: tempfile::TempDir,
+    inner: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        // Scripts may hold secrets: memory-backed storage when there is some.
+        let shm = std::path::Path::new("/dev/shm");
+        let root = if rustix::fs::access(shm, rustix::fs::Access::WRITE_OK).is_ok() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let io = |source| DockerError::Io {
+            action: "create a scratch directory in",
+            path: root.clone(),
+            source,
+        };
+        let outer = tempfile::Builder::new()
+            .prefix("kiln-docker-")
+            .tempdir_in(&root)
+            .map_err(io)?;
+        let inner = outer.path().join("k");
+        std::fs::create_dir(&inner).map_err(io)?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o777)).map_err(io)?;
+        Ok(Self {
+            _outer: outer,
+            inner,
+        })
+    }
+}
+
+/// A step's scratch directory: its own (removed with it) or its job's.
+struct ScratchDir {
+    _owned: Option<Scratch>,
+    path: PathBuf,
+}
+
+impl Inner {
+    fn update(&self, job: &str, change: impl FnOnce(&mut JobState)) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        change(jobs.entry(job.to_owned()).or_default());
+    }
+
+    async fn prepare_job(&self, request: &JobRequest<'_>) -> Result<()> {
+        let job = &request.job.name;
+        self.update(job, |_| {});
+        self.engine.client().await?;
+        let scratch = Scratch::new()?;
+        let kiln_dir = scratch.inner.clone();
+        self.update(job, |s| s.scratch = Some(scratch));
+        let options = request
+            .container
+            .as_ref()
+            .map_or(&request.job.container, |c| &c.options);
+        let mut network = None;
+        if !request.services.is_empty() {
+            let name = services::network(&self.engine, &self.owner, job).await?;
+            self.update(job, |s| s.network = Some(name.clone()));
+            let mut ids = Vec::new();
+            for service in &request.services {
+                let id = services::start(&self.engine, &self.owner, job, &name, service, options)
+                    .await?;
+                self.update(job, |s| s.services.push(id.clone()));
+                ids.push(id);
+            }
+            let waits = ids
+                .iter()
+                .zip(&request.services)
+                .map(|(id, service)| services::wait_ready(&self.engine, id, service));
+            futures_util::future::try_join_all(waits).await?;
+            network = Some(name);
+        }
+        // A job of one step has no state to carry between steps: its step
+        // runs as the container's main process, as `docker run` would,
+        // which saves the keeper and the exec (~130 ms here).
+        if let Some(container) = &request.container
+            && request.job.steps.len() == 1
+        {
+            image::ensure(&self.engine, &container.image, container.options.pull).await?;
+            let deferred = ContainerRequest {
+                options: ContainerOptions {
+                    // Pulled (if at all) just above, not again per step.
+                    pull: match container.options.pull {
+                        kiln_pipeline::PullPolicy::Always => kiln_pipeline::PullPolicy::IfMissing,
+                        other => other,
+                    },
+                    ..container.options.clone()
+                },
+                ..container.clone()
+            };
+            self.update(job, |s| s.deferred = Some(deferred));
+        } else if let Some(container) = &request.container {
+            let id = self
+                .create(
+                    job,
+                    "job",
+                    container,
+                    &Mounts {
+                        workspace: &request.workspace,
+                        kiln_dir: &kiln_dir,
+                        network: network.as_deref(),
+                    },
+                    KEEPER.iter().map(|s| (*s).to_owned()).collect(),
+                    None,
+                )
+                .await?;
+            self.update(job, |s| {
+                s.container = Some(id.clone());
+                s.user = container.options.user.clone();
+            });
+            let docker = self.engine.client().await?;
+            docker
+                .start_container(&id, None)
+                .await
+                .map_err(api(format!("start the container of job `{job}`")))?;
+        }
+        Ok(())
+    }
+
+    /// Pulls as allowed, then creates a hardened container.
+    async fn create(
+        &self,
+        job: &str,
+        what: &str,
+        container: &ContainerRequest,
+        mounts: &Mounts<'_>,
+        cmd: Vec<String>,
+        step: Option<&step::Prepared>,
+    ) -> Result<String> {
+        image::ensure(&self.engine, &container.image, container.options.pull).await?;
+        let mut body = spec::step_container(
+            &container.image,
+            &container.options,
+            mounts,
+            self.owner.labels(job),
+            cmd,
+        )?
+        .0;
+        if let Some(step) = step {
+            body.env = Some(step.env.clone());
+            body.working_dir = Some(step.workdir.clone());
+        }
+        let docker = self.engine.client().await?;
+        let created = docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(self.owner.name(job, what)),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(api(format!(
+                "create a container of `{}` for job `{job}`",
+                container.image
+            )))?;
+        Ok(created.id)
+    }
+
+    async fn cleanup_job(&self, job: &str) {
+        let state = {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            jobs.remove(job)
+        };
+        let Some(state) = state else { return };
+        let containers = state.container.iter().chain(&state.services);
+        let removals = containers.map(|id| gc::remove_container(&self.engine, id));
+        for result in futures_util::future::join_all(removals).await {
+            if let Err(e) = result {
+                tracing::warn!(job, error = %one_line(&e), "cannot remove a container");
+            }
+        }
+        if let Some(network) = &state.network
+            && let Ok(docker) = self.engine.client().await
+            && let Err(e) = docker.remove_network(network).await
+        {
+            tracing::warn!(job, network, error = %e, "cannot remove a network");
+        }
+    }
+
+    async fn step(
+        self: Arc<Self>,
+        request: StepRequest,
+        output: OutputSender,
+        control: StepControl,
+    ) -> Result<StepExit> {
+        let (container, user, network, deferred) = {
+            let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let state = jobs.get(&request.job);
+            (
+                state.and_then(|s| s.container.clone()),
+                state.and_then(|s| s.user.clone()),
+                state.and_then(|s| s.network.clone()),
+                state.and_then(|s| s.deferred.clone()),
+            )
+        };
+        let placement = match (&request.placement, deferred) {
+            (Placement::JobContainer, Some(deferred)) => Placement::Container(deferred),
+            (placement, _) => placement.clone(),
+        };
+        match &placement {
+            Placement::Host => Err(DockerError::Refused(
+                "a host step was routed to the container executor".into(),
+            )),
+            Placement::JobContainer => {
+                let (Some(container), Some(dir)) = (container, self.kiln_dir(&request.job)) else {
+                    return Err(DockerError::Refused(format!(
+                        "job `{}` has no container (was it prepared?)",
+                        request.job
+                    )));
+                };
+                let prepared = step::prepare(&request, &dir)?;
+                let exit = step::exec(
+                    &self.engine,
+                    &container,
+                    user,
+                    &prepared,
+                    output.clone(),
+                    &control,
+                )
+                .await;
+                step::deliver_outputs(&prepared);
+                exit
+            }
+            Placement::Container(spec) => {
+                // The job's scratch directory when it has one, else the step's own.
+                let scratch = match self.kiln_dir(&request.job) {
+                    Some(_) => None,
+                    None => Some(Scratch::new()?),
+                };
+                let dir = match &scratch {
+                    Some(s) => s.inner.clone(),
+                    None => self.kiln_dir(&request.job).unwrap_or_default(),
+                };
+                let scratch = ScratchDir {
+                    _owned: scratch,
+                    path: dir,
+                };
+                let prepared = step::prepare(&request, &scratch.path)?;
+                let mounts = Mounts {
+                    workspace: &request.workspace,
+                    kiln_dir: &scratch.path,
+                    network: network.as_deref(),
+                };
+                let what = format!("step{}", request.step + 1);
+                let id = self
+                    .create(
+                        &request.job,
+                        &what,
+                        spec,
+                        &mounts,
+                        prepared.cmd.clone(),
+                        Some(&prepared),
+                    )
+                    .await?;
+                let exit = step::own_container(&self.engine, &id, output.clone(), &control).await;
+                step::deliver_outputs(&prepared);
+                if let Err(e) = gc::remove_container(&self.engine, &id).await {
+                    tracing::warn!(error = %one_line(&e), "cannot remove a step container");
+                }
+                exit
+            }
+        }
+    }
+
+    fn kiln_dir(&self, job: &str) -> Option<PathBuf> {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.get(job)?.scratch.as_ref().map(|s| s.inner.clone())
+    }
+}
+
+impl Executor for DockerExecutor {
+    fn prepare<'a>(&'a self, job: &'a JobRequest<'a>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { self.0.prepare_job(job).await.map_err(|e| one_line(&e)) })
+    }
+
+    fn run_step(
+        &self,
+        request: StepRequest,
+        output: OutputSender,
+        control: StepControl,
+    ) -> BoxFuture<'static, StepExit> {
+        // The step's future owns the executor's state ('static futures).
+        let this = self.0.clone();
+        let memory = match &request.placement {
+            Placement::Container(c) => Some(c.options.resources.memory),
+            _ => None,
+        };
+        Box::pin(async move {
+            let note = output.clone();
+            let stop = control.stop.clone();
+            match this.step(request, output, control).await {
+                Ok(StepExit::Exited(137)) if !stop.is_cancelled() => {
+                    let limit = memory.map_or_else(String::new, |m| format!(" of {} MiB", m >> 20));
+                    let _ = note.send((
+                        kiln_engine::Stream::Stderr,
+                        format!("kiln: the step was killed (SIGKILL, exit 137); in a container that is usually the memory limit{limit} (`resources.memory`)\n").into_bytes(),
+                    ));
+                    StepExit::Exited(137)
+                }
+                Ok(exit) => exit,
+                Err(e) => StepExit::Infrastructure(one_line(&e)),
+            }
+        })
+    }
+
+    fn cleanup<'a>(&'a self, job: &'a JobRequest<'a>) -> BoxFuture<'a, ()> {
+        Box::pin(self.0.cleanup_job(&job.job.name))
+    }
+}

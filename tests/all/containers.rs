@@ -1,0 +1,584 @@
+//! `image:` jobs and steps, services, isolation and clean-up, against the
+//! machine's real Docker engine. The test image is built here, once per
+//! test process, from `FROM scratch` and Debian's static busybox.
+
+use std::io::{BufRead, BufReader};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process};
+
+use crate::support::Kiln;
+
+/// The test image: busybox, nothing else.
+pub const IMAGE: &str = "kiln-test/busybox:1";
+
+/// Builds [`IMAGE`] unless the engine has it (idempotent, once per process).
+pub fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let present = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .output()
+            .expect("the docker CLI runs");
+        if present.status.success() {
+            return;
+        }
+        let busybox = std::path::Path::new("/bin/busybox");
+        assert!(
+            busybox.is_file(),
+            "/bin/busybox is missing: install Debian's `busybox-static` (.ci/run does)"
+        );
+        let context = tempfile::tempdir().expect("temp dir");
+        let bin = context.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin dir");
+        std::fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
+        let applets = Command::new(busybox)
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        for applet in String::from_utf8_lossy(&applets.stdout).lines() {
+            if applet != "busybox" {
+                std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
+            }
+        }
+        std::fs::write(
+            context.path().join("Dockerfile"),
+            "FROM scratch\nCOPY bin /bin\nENV PATH=/bin\n",
+        )
+        .expect("Dockerfile");
+        let built = Command::new("docker")
+            .args(["build", "-q", "-t", IMAGE])
+            .arg(context.path())
+            .output()
+            .expect("docker build runs");
+        assert!(
+            built.status.success(),
+            "docker build failed: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+    });
+    IMAGE
+}
+
+/// The `kiln.state` label of a case's runs.
+fn state_label(kiln: &Kiln) -> String {
+    let dir = std::fs::canonicalize(kiln.path(".kiln")).expect("state dir exists");
+    format!("label=kiln.state={}", dir.display())
+}
+
+/// Containers and networks labelled with this case's state directory.
+fn labelled(kiln: &Kiln) -> Vec<String> {
+    let filter = state_label(kiln);
+    let mut found = Vec::new();
+    for what in [
+        &["ps", "-aq"][..],
+        &["network", "ls", "-q"],
+        &["volume", "ls", "-q"],
+    ] {
+        let out = Command::new("docker")
+            .args(what)
+            .args(["--filter", &filter])
+            .output()
+            .expect("docker runs");
+        found.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| format!("{} {l}", what[0])),
+        );
+    }
+    found
+}
+
+fn pipeline(yaml: &str) -> String {
+    yaml.replace("IMAGE", image())
+}
+
+#[test]
+fn a_job_container_keeps_files_and_processes_state_between_steps_and_is_hardened() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  build:
+    image: IMAGE
+    env:
+      TOKEN: ${{ secrets.TOKEN }}
+      GREETING: hello
+    steps:
+      - id: first
+        run: |
+          echo "$GREETING" > /workspace/shared.txt
+          echo in-container-fs > /state.txt
+          echo "token=$TOKEN"
+          echo "where=$KILN_WORKSPACE $(pwd)"
+          echo "answer=42" >> "$KILN_OUTPUT"
+      - run: |
+          cat /state.txt /workspace/shared.txt
+          echo "output=${{ steps.first.outputs.answer }}"
+          grep NoNewPrivs /proc/self/status
+          cap=$(grep CapEff /proc/self/status | cut -f2)
+          echo "sys_admin=$(( (0x$cap >> 21) & 1 ))"
+          test ! -e /var/run/docker.sock && test ! -e /run/docker.sock && echo "no docker socket"
+          echo "pid1=$(cat /proc/1/comm)"
+          exit 7
+"#,
+        ))
+        .args(["run", "--secret", "TOKEN=hunter2"]);
+    let out = kiln.run();
+    out.code(1)
+        .stdout_has("[build] token=***\n")
+        .stdout_has("[build] where=/workspace /workspace\n")
+        .stdout_has("[build] in-container-fs\n[build] hello\n")
+        .stdout_has("[build] output=42\n")
+        .stdout_has("[build] NoNewPrivs:\t1\n")
+        .stdout_has("[build] sys_admin=0\n")
+        .stdout_has("[build] no docker socket\n")
+        .stdout_has("[build] pid1=docker-init\n")
+        .stdout_has("step 2 failed (exit 7)")
+        .never_shows("hunter2");
+    assert_eq!(
+        kiln.read("shared.txt"),
+        "hello\n",
+        "the workspace is the host's"
+    );
+    assert_eq!(
+        labelled(&kiln),
+        Vec::<String>::new(),
+        "the job's container is removed"
+    );
+}
+
+#[test]
+fn a_step_image_runs_that_step_alone_in_a_container_beside_host_steps() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  mixed:
+    steps:
+      - run: echo from-host > made-on-host.txt
+      - id: boxed
+        image: IMAGE
+        working-directory: sub
+        run: |
+          cat ../made-on-host.txt
+          echo "cwd=$(pwd)"
+          case "$PATH" in *cargo*) echo "host PATH leaked: $PATH";; esac
+          echo "seen=yes" >> "$KILN_OUTPUT"
+      - run: echo "host again ${{ steps.boxed.outputs.seen }}"
+"#,
+        ))
+        .file("sub/.keep", "")
+        .args(["run"]);
+    kiln.run()
+        .code(0)
+        .stdout_has("[mixed] from-host\n")
+        .stdout_has("[mixed] cwd=/workspace/sub\n")
+        .stdout_has("[mixed] host again yes\n")
+        .never_shows("host PATH leaked");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn a_retry_gets_a_fresh_container() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  flaky:
+    image: IMAGE
+    retry: { max: 1, backoff: 0s }
+    steps:
+      - run: |
+          if [ -e /workspace/tried ]; then
+            test ! -e /dirty && echo "fresh container"
+          else
+            touch /workspace/tried /dirty
+            exit 1
+          fi
+"#,
+        ))
+        .args(["run"]);
+    kiln.run().code(0).stdout_has("[flaky] fresh container\n");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn a_timed_out_container_step_that_traps_sigterm_is_killed_after_the_grace() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  stubborn:
+    image: IMAGE
+    timeout: 3s
+    steps:
+      - run: echo "a first step, so the next one is an exec"
+      - run: &trap |
+          trap 'echo got TERM' TERM
+          echo trapping
+          while :; do sleep 1; done
+  alone:
+    image: IMAGE
+    timeout: 3s
+    steps:
+      - run: *trap
+"#,
+        ))
+        .args(["run", "--grace", "1s", "--jobs", "2"]);
+    let started = Instant::now();
+    let out = kiln.run();
+    let took = started.elapsed();
+    out.code(1)
+        .stdout_has("[stubborn] trapping\n")
+        .stdout_has("[stubborn] got TERM\n")
+        .stdout_has("[alone] trapping\n")
+        .stdout_has("[alone] got TERM\n")
+        .stdout_has("step timed out; its processes were stopped");
+    for job in ["stubborn ", "alone "] {
+        let summary = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(job))
+            .unwrap_or_default();
+        assert!(
+            summary.contains("timed out"),
+            "job result: {summary:?}\n{out}"
+        );
+    }
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+/// Starts a long container job and waits until its step printed `napping`.
+fn start_napping(kiln: &Kiln) -> std::process::Child {
+    let mut child = kiln.spawn();
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    // The step's own output, not its `▸ echo napping` header.
+    while line.trim_end() != "[nap] napping" {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).expect("read") > 0,
+            "kiln closed stdout early"
+        );
+    }
+    // Keep draining so kiln never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    child
+}
+
+const NAPPER: &str = r#"
+jobs:
+  nap:
+    image: IMAGE
+    services:
+      side:
+        image: IMAGE
+        command: [sleep, "300"]
+    steps:
+      - run: |
+          echo napping
+          sleep 300
+"#;
+
+#[test]
+fn ctrl_c_during_a_container_job_leaves_no_container_or_network() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(NAPPER))
+        .args(["run", "--grace", "1s"]);
+    let mut child = start_napping(&kiln);
+    assert_eq!(labelled(&kiln).len(), 3, "job container, service, network");
+    let pid = Pid::from_raw(child.id() as i32).expect("pid");
+    kill_process(pid, Signal::INT).expect("SIGINT");
+    let status = child.wait().expect("kiln exits");
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn kill_9_during_a_container_job_then_kiln_gc_removes_everything_labelled() {
+    let kiln = Kiln::new().pipeline(&pipeline(NAPPER)).args(["run"]);
+    let mut child = start_napping(&kiln);
+    let pid = Pid::from_raw(child.id() as i32).expect("pid");
+    kill_process(pid, Signal::KILL).expect("SIGKILL");
+    child.wait().expect("kiln is gone");
+    let left = labelled(&kiln);
+    assert_eq!(left.len(), 3, "a killed kiln cannot clean up: {left:?}");
+    kiln.run_with(["gc"])
+        .code(0)
+        .stdout_is("removed 2 containers, 1 network and 0 volumes left by run #1\n");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+    kiln.run_with(["gc"])
+        .code(0)
+        .stdout_is("nothing to remove: no containers, networks or volumes of finished runs\n");
+}
+
+#[test]
+fn a_service_is_reachable_by_name_once_healthy() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  web-test:
+    image: IMAGE
+    services:
+      web:
+        image: IMAGE
+        env: { BODY: served-by-web }
+        command: [sh, -c, 'mkdir -p /srv && echo "$BODY" > /srv/index.html && exec httpd -f -p 80 -h /srv']
+        health: { run: 'wget -q -O- http://127.0.0.1/', interval: 200ms, retries: 50 }
+    steps:
+      - run: wget -q -O- http://web/
+"#,
+        ))
+        .args(["run"]);
+    kiln.run().code(0).stdout_has("[web-test] served-by-web\n");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn an_unhealthy_service_fails_the_job_with_its_last_log_lines() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  needs-db:
+    image: IMAGE
+    services:
+      db:
+        image: IMAGE
+        command: [sh, -c, 'echo "db: cannot open data dir"; exec sleep 300']
+        health: { run: 'echo probe-says-no; exit 1', interval: 100ms, retries: 2 }
+    steps:
+      - run: echo never runs
+"#,
+        ))
+        .args(["run"]);
+    let out = kiln.run();
+    out.code(1)
+        .stdout_has("service `db` is unhealthy: its health check failed")
+        .stdout_has("last health check said: probe-says-no")
+        .stdout_has("db: cannot open data dir");
+    assert!(
+        !out.stdout.contains("never runs\n[") && !out.stdout.contains("] never runs"),
+        "{out}"
+    );
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn a_fork_bomb_and_a_memory_hog_fail_on_their_limits_and_nothing_else_does() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  forks:
+    image: IMAGE
+    resources: { pids: 32 }
+    steps:
+      - run: |
+          i=0
+          while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done
+          echo "started all 200"
+  hog:
+    image: IMAGE
+    resources: { memory: 16m }
+    steps:
+      - run: dd if=/dev/zero of=/dev/null bs=64M count=1
+  bystander:
+    steps:
+      - run: echo "host is fine"
+"#,
+        ))
+        .args(["run", "--jobs", "3"]);
+    let out = kiln.run();
+    out.code(1)
+        .stdout_has("[bystander] host is fine\n")
+        .stdout_has("can't fork")
+        .stdout_has("exit 137")
+        .stdout_has("the memory limit");
+    assert!(!out.stdout.contains("started all 200"), "{out}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let result = |job: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{job} ")))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(result("forks"), "failed", "{out}");
+    assert_eq!(result("hog"), "failed", "{out}");
+    assert_eq!(result("bystander"), "success", "{out}");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_image_names_itself_and_how_to_provide_it() {
+    let kiln = Kiln::new()
+        .pipeline(
+            "jobs:\n  j:\n    image: kiln-test/absent:1\n    container: { pull: never }\n    steps:\n      - run: 'true'\n",
+        )
+        .args(["run"]);
+    kiln.run().code(1).stdout_has(
+        "image `kiln-test/absent:1` is not present locally and `pull: never` forbids pulling it; build it (`docker build -t kiln-test/absent:1 .`) or load it (`docker load -i FILE.tar`) first",
+    );
+}
+
+#[test]
+fn validate_check_images_reports_present_and_missing_images_without_pulling() {
+    let kiln = Kiln::new().pipeline(&pipeline(
+        "jobs:\n  a:\n    image: IMAGE\n    steps: [run: 'true']\n  b:\n    steps:\n      - image: kiln-test/absent:1\n        run: 'true'\n",
+    ));
+    kiln.run_with(["validate", "--check-images"])
+        .code(2)
+        .stdout_has(&format!("✓ image `{IMAGE}` is present (job `a`)\n"))
+        .stderr_has("error: image `kiln-test/absent:1` (step 1 of job `b`) is not present locally; build it (`docker build -t kiln-test/absent:1 .`) or load it (`docker load -i FILE.tar`)\n");
+}
+
+#[test]
+fn without_docker_host_jobs_run_and_an_image_job_fails_with_one_clear_error() {
+    let kiln = Kiln::new()
+        .pipeline(
+            "jobs:\n  host:\n    steps: [run: echo host works]\n  boxed:\n    image: kiln-test/busybox:1\n    steps: [run: 'true']\n",
+        )
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["run"]);
+    let out = kiln.run();
+    out.code(1)
+        .stdout_has("[host] host works\n")
+        .stdout_has("cannot reach the Docker engine at `unix:///nonexistent/docker.sock`")
+        .stdout_has(
+            "start it (`sudo systemctl start docker`) or point `DOCKER_HOST` at a running engine",
+        );
+    // A pipeline without containers never talks to Docker.
+    Kiln::new()
+        .pipeline("jobs:\n  host:\n    steps: [run: echo fine]\n")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["run"])
+        .run()
+        .code(0)
+        .stdout_has("[host] fine\n");
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_says_why_and_how_to_provide_it() {
+    // No registry is reachable here, so the default `if-missing` pull fails.
+    let kiln = Kiln::new()
+        .pipeline("jobs:\n  j:\n    image: kiln-test/absent:1\n    steps: [run: 'true']\n")
+        .args(["run"]);
+    let out = kiln.run();
+    out.code(1)
+        .stdout_has("image `kiln-test/absent:1` is not present locally and pulling it failed (")
+        .stdout_has("build it (`docker build -t kiln-test/absent:1 .`) or load it (`docker load -i FILE.tar`) first");
+}
+
+#[test]
+fn a_container_refuses_a_working_directory_outside_the_workspace_and_a_docker_socket_bind() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  outside:
+    image: IMAGE
+    steps:
+      - working-directory: ..
+        run: 'true'
+  socket:
+    steps:
+      - image: IMAGE
+        run: 'true'
+    container:
+      volumes: ["./engine:/engine"]
+"#,
+        ))
+        .args(["run"]);
+    std::os::unix::fs::symlink("/var/run/docker.sock", kiln.path("engine")).expect("symlink");
+    let out = kiln.run();
+    out.code(1)
+        .stdout_has("is outside the workspace, which is all a container sees")
+        .stdout_has("kiln never gives a container the Docker socket (`");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn a_service_that_exits_fails_the_job_with_its_logs() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  j:
+    services:
+      broken:
+        image: IMAGE
+        command: [sh, -c, 'echo "config file missing"; exit 3']
+    steps: [run: echo never]
+"#,
+        ))
+        .args(["run"]);
+    kiln.run()
+        .code(1)
+        .stdout_has("service `broken` exited with code 3 before it was ready")
+        .stdout_has("config file missing");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn check_images_and_gc_name_the_engine_they_could_not_reach() {
+    let kiln = Kiln::new()
+        .pipeline("jobs:\n  a:\n    image: kiln-test/busybox:1\n    steps: [run: 'true']\n")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    kiln.run_with(["validate", "--check-images"])
+        .code(2)
+        .stderr_has("error: cannot reach the Docker engine at `unix:///nonexistent/docker.sock`");
+    kiln.run_with(["run"]).code(1);
+    kiln.run_with(["gc"])
+        .code(2)
+        .stderr_has("error: cannot reach the Docker engine at `unix:///nonexistent/docker.sock`");
+}
+
+#[test]
+fn the_next_container_run_sweeps_what_a_killed_run_left() {
+    let kiln = Kiln::new().pipeline(&pipeline(NAPPER)).args(["run"]);
+    let mut child = start_napping(&kiln);
+    let pid = Pid::from_raw(child.id() as i32).expect("pid");
+    kill_process(pid, Signal::KILL).expect("SIGKILL");
+    child.wait().expect("kiln is gone");
+    assert_eq!(labelled(&kiln).len(), 3, "a killed kiln cannot clean up");
+    let next = pipeline("jobs:\n  quick:\n    image: IMAGE\n    steps: [run: 'true']\n");
+    std::fs::write(kiln.path("next.yml"), next).expect("write next.yml");
+    kiln.run_with(["run", "next.yml"]).code(0);
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn user_read_only_root_and_no_network_are_applied_to_the_job_container() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  locked:
+    image: IMAGE
+    container: { user: "1234:1234", read-only: true, network: none }
+    steps:
+      - run: echo "uid=$(id -u)"
+      - run: |
+          touch /etc/x 2>/dev/null || echo "root is read-only"
+          touch /tmp/x && echo "tmp is writable"
+          echo "interfaces=$(ls /sys/class/net | tr '\n' ' ')"
+"#,
+        ))
+        .args(["run"]);
+    // The workspace must be enterable by uid 1234.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(kiln.dir(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    kiln.run()
+        .code(0)
+        .stdout_has("[locked] uid=1234\n")
+        .stdout_has("[locked] root is read-only\n")
+        .stdout_has("[locked] tmp is writable\n")
+        .stdout_has("[locked] interfaces=lo \n");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
