@@ -116,7 +116,7 @@ macro_rules! action {
                         step: c.step,
                         run_id: c.run_id,
                     };
-            match <$ty as $crate::Action>::run(&ctx) {
+                    match <$ty as $crate::Action>::run(&ctx) {
                         Ok(out) => Ok(out
                             .into_pairs()
                             .into_iter()
@@ -130,7 +130,7 @@ macro_rules! action {
                 }
             }
 
-            __kiln_wit::export!(Glue with_types_in __kiln_wit);
+    __kiln_wit::export!(Glue with_types_in __kiln_wit);
         };
     };
 }
@@ -187,10 +187,10 @@ macro_rules! health_check {
                             })
                             .collect(),
                     }
-        }
+                }
             }
 
-            __kiln_wit::export!(Glue with_types_in __kiln_wit);
+    __kiln_wit::export!(Glue with_types_in __kiln_wit);
         };
     };
 }
@@ -298,7 +298,7 @@ macro_rules! deploy_strategy {
                         $crate::Decision::Promote => s::Decision::Promote,
                         $crate::Decision::Rollback(r) => s::Decision::Rollback(r),
                         $crate::Decision::Done => s::Decision::Done,
-            };
+                    };
                     Ok(s::NextStep {
                         decision,
                         memo: step.memo,
@@ -306,7 +306,7 @@ macro_rules! deploy_strategy {
                 }
             }
 
-            __kiln_wit::export!(Glue with_types_in __kiln_wit);
+    __kiln_wit::export!(Glue with_types_in __kiln_wit);
         };
     };
 }
