@@ -4,6 +4,7 @@ mod validate;
 mod conditions;
 mod diagnostics;
 mod plan;
+mod plugin_authoring;
 mod retries;
 mod run;
 mod runs;

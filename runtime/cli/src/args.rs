@@ -28,6 +28,41 @@ pub(crate) enum Command {
     /// Inspect recorded runs
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Write and build plugins
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PluginCommand {
+    /// Scaffold a plugin project (an action) in a new directory NAME
+    New(PluginNewArgs),
+    /// Build the plugin project in DIR into DIR/dist/<name>.wasm
+    Build(PluginBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PluginNewArgs {
+    /// The plugin's language
+    #[arg(long, value_enum, default_value_t = PluginLang::Rust)]
+    pub lang: PluginLang,
+    /// Name of the plugin and its directory (lowercase, digits, `-`)
+    pub name: String,
+}
+
+/// `kiln plugin new --lang`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PluginLang {
+    /// kiln-sdk over wit-bindgen, built with cargo
+    Rust,
+    /// kiln_plugin.py, built with componentize-py
+    Python,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PluginBuildArgs {
+    /// The project directory [default: the current directory]
+    pub dir: Option<PathBuf>,
 }
 
 /// Selects the pipeline file.

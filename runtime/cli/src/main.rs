@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => command::plan::run(args),
         Command::Run(args) => command::run::run(args, cli.state_dir.as_deref()),
         Command::Runs(runs) => command::runs::run(runs, cli.state_dir.as_deref()),
+        Command::Plugin(plugin) => command::plugin::run(plugin),
     };
     match result {
         Ok(code) => ExitCode::from(code),

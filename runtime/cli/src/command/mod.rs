@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 pub(crate) mod plan;
+pub(crate) mod plugin;
 pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod validate;
