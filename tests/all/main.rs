@@ -9,6 +9,7 @@ mod retries;
 mod run;
 mod runs;
 mod scheduling;
+mod sdk;
 mod secrets;
 mod signals;
 mod support;
