@@ -132,6 +132,16 @@ mod tests {
     }
 
     #[test]
+    fn metadata_asks_for_the_network_only() {
+        let m = Notify::metadata();
+        assert!(
+            matches!(m.capabilities.as_slice(), [Capability::Network(what)] if what.contains("`url`")),
+            "{:?}",
+            m.capabilities
+        );
+    }
+
+    #[test]
     fn posts_the_default_payload() {
         let (port, h) = server("HTTP/1.1 204 No Content\r\n\r\n");
         let ctx = context::<Notify>()

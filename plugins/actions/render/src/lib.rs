@@ -166,6 +166,19 @@ mod tests {
     }
 
     #[test]
+    fn metadata_asks_for_a_writable_workspace() {
+        let m = Render::metadata();
+        assert_eq!(m.capabilities, vec![Capability::Fs(FsAccess::Write)]);
+        let required: Vec<_> = m
+            .inputs
+            .iter()
+            .filter(|i| i.required)
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(required, ["template", "output"]);
+    }
+
+    #[test]
     fn placeholders_are_replaced_with_or_without_blanks() {
         assert_eq!(
             render("hi {{ name }}, {{n}}x{{name}}!", vars).unwrap(),

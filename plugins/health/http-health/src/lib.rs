@@ -1,13 +1,12 @@
 //! `kiln/http-health`: `GET <path>` on the instance; healthy on a 2xx
 //! answer, unhealthy on any other answer or a refused connection, unknown
-//! on a bad parameter. Reports `latency-ms`.
+//! on a bad parameter. Reports `latency-ms`. It declares no capability:
+//! the host grants every health check the target's address, and only it.
 
 use std::time::{Duration, Instant};
 
 use http1::Url;
-use kiln_sdk::{
-    Capability, HealthCheck, HealthReport, HealthStatus, InputSpec, Inputs, Metadata, Target,
-};
+use kiln_sdk::{HealthCheck, HealthReport, HealthStatus, InputSpec, Inputs, Metadata, Target};
 
 /// The check.
 pub struct HttpHealth;
@@ -24,9 +23,6 @@ impl HealthCheck for HttpHealth {
             "timeout",
             "connect and read timeout",
             "5s",
-        ))
-        .capability(Capability::Network(
-            "the instance's address (granted by the host)".into(),
         ))
     }
 

@@ -1,12 +1,11 @@
 //! `kiln/tcp-health`: healthy when the instance accepts a TCP connection
-//! within `timeout`. Reports `connect-ms`.
+//! within `timeout`. Reports `connect-ms`. It declares no capability: the
+//! host grants every health check the target's address, and only it.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use kiln_sdk::{
-    Capability, HealthCheck, HealthReport, HealthStatus, InputSpec, Inputs, Metadata, Target,
-};
+use kiln_sdk::{HealthCheck, HealthReport, HealthStatus, InputSpec, Inputs, Metadata, Target};
 
 /// The check.
 pub struct TcpHealth;
@@ -19,9 +18,6 @@ impl HealthCheck for TcpHealth {
             "Healthy when the instance accepts a TCP connection",
         )
         .input(InputSpec::with_default("timeout", "connect timeout", "2s"))
-        .capability(Capability::Network(
-            "the instance's address (granted by the host)".into(),
-        ))
     }
 
     fn check(target: &Target, params: &Inputs) -> HealthReport {
