@@ -154,3 +154,13 @@ fn build_names_a_missing_componentize_py() {
         "error: componentize-py is not installed for `{python}`: run `{python} -m pip install --user componentize-py==0.25.1`\n"
     ));
 }
+
+#[test]
+fn the_python_helper_converts_to_the_generated_bindings() {
+    assert_ran(
+        Command::new("python3")
+            .args(["-m", "unittest", "-q", "test_kiln_plugin"])
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sdk/python")),
+    );
+}
