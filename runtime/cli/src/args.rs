@@ -31,7 +31,7 @@ pub(crate) enum Command {
     /// List, fetch, verify, pin and collect stored artifacts and caches
     #[command(subcommand)]
     Artifacts(ArtifactsCommand),
-    /// Install, list, inspect, remove and verify plugins
+    /// Scaffold, build, install, list, inspect, remove and verify plugins
     #[command(subcommand)]
     Plugin(crate::command::plugin::PluginCommand),
     /// Inspect, resume, roll back and simulate deployments
@@ -157,6 +157,31 @@ pub(crate) struct GcArgs {
     /// Drop least recently used entries until the store holds at most this (`10GiB`)
     #[arg(long, value_name = "SIZE")]
     pub max_size: Option<String>,
+}
+
+/// `kiln plugin new`.
+#[derive(Debug, Args)]
+pub(crate) struct PluginNewArgs {
+    /// The plugin's language
+    #[arg(long, value_enum, default_value_t = PluginLang::Rust)]
+    pub lang: PluginLang,
+    /// Name of the plugin and its directory (lowercase, digits, `-`)
+    pub name: String,
+}
+
+/// `kiln plugin new --lang`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PluginLang {
+    /// kiln-sdk over wit-bindgen, built with cargo
+    Rust,
+    /// kiln_plugin.py, built with componentize-py
+    Python,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PluginBuildArgs {
+    /// The project directory [default: the current directory]
+    pub dir: Option<PathBuf>,
 }
 
 /// Selects the pipeline file.

@@ -1,5 +1,5 @@
-//! `kiln plugin …`: the user plugin store and `kiln.lock`, one file per
-//! command, plus [`pipeline`], which resolves a pipeline's `uses:` before
+//! `kiln plugin …`: scaffolding and building plugin projects (`new`,
+//! `build`), the user plugin store and `kiln.lock`, one file per command, plus [`pipeline`], which resolves a pipeline's `uses:` before
 //! `run` and `validate --locked`.
 //!
 //! Seams the lead connects at merge (search for `SEAM(`):
@@ -8,9 +8,11 @@
 //!   (`kiln_wasm::inspect`);
 //! - `command/run.rs`: the resolved components go to kiln-wasm's executor.
 
+pub(crate) mod build;
 pub(crate) mod inspect;
 pub(crate) mod install;
 pub(crate) mod list;
+pub(crate) mod new;
 pub(crate) mod pipeline;
 pub(crate) mod push;
 pub(crate) mod remove;
@@ -27,6 +29,10 @@ use crate::locate::{self, Located};
 /// `kiln plugin …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum PluginCommand {
+    /// Scaffold a plugin project (an action) in a new directory NAME
+    New(crate::args::PluginNewArgs),
+    /// Build the plugin project in DIR into DIR/dist/<name>.wasm
+    Build(crate::args::PluginBuildArgs),
     /// Fetch a plugin, verify it, store it, and pin it in kiln.lock
     Install(install::InstallArgs),
     /// List the plugins in the user plugin store
@@ -44,6 +50,8 @@ pub(crate) enum PluginCommand {
 /// Runs `kiln plugin …`.
 pub(crate) fn run(command: &PluginCommand) -> Result<u8, CliError> {
     match command {
+        PluginCommand::New(args) => new::run(args),
+        PluginCommand::Build(args) => build::run(args),
         PluginCommand::Install(args) => install::run(args),
         PluginCommand::List => list::run(),
         PluginCommand::Inspect(args) => inspect::run(args),
@@ -65,6 +73,12 @@ pub(crate) fn bundled() -> &'static dyn BundledPlugins {
     }
     &find
 }
+
+/// The one target every plugin is built for.
+pub(crate) const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// The componentize-py release kiln is tested with (also in `.ci/run`).
+pub(crate) const COMPONENTIZE_PY: &str = "0.25.1";
 
 /// The user plugin store (`KILN_HOME`, else the XDG data dir).
 pub(crate) fn open_store() -> Result<PluginStore, CliError> {
