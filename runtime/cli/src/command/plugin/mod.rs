@@ -3,7 +3,6 @@
 //! `run` and `validate --locked`.
 //!
 //! Seams the lead connects at merge (search for `SEAM(`):
-//! - [`bundled`]: the lookup of `kiln/<name>@<major>` (kiln-bundled's `find`);
 //! - `inspect::host_inspector`: world, metadata, imports and exports
 //!   (`kiln_wasm::inspect`);
 //! - `command/run.rs`: the resolved components go to kiln-wasm's executor.
@@ -61,15 +60,15 @@ pub(crate) fn run(command: &PluginCommand) -> Result<u8, CliError> {
     }
 }
 
-/// The bundled first-party plugins.
-///
-/// SEAM(lead): replace the body with kiln-bundled's lookup:
-/// `kiln_bundled::find(name, major).map(|b| BundledPlugin { name: b.name.into(),
-/// version: b.version.into(), bytes: b.bytes.into() })`. Until then no plugin
-/// is bundled (kiln-fetch's tests use a fake bundle).
+/// The bundled first-party plugins (`kiln/<name>@<major>`), embedded in
+/// the binary by kiln-bundled.
 pub(crate) fn bundled() -> &'static dyn BundledPlugins {
-    fn find(_name: &str, _major: u32) -> Option<BundledPlugin> {
-        None
+    fn find(name: &str, major: u32) -> Option<BundledPlugin> {
+        kiln_bundled::find(name, u64::from(major)).map(|b| BundledPlugin {
+            name: b.name.into(),
+            version: b.version.into(),
+            bytes: std::borrow::Cow::Borrowed(b.bytes),
+        })
     }
     &find
 }
