@@ -12,6 +12,7 @@
 //! Ctrl-C really stops the run.
 #![warn(missing_docs)]
 
+pub mod action;
 mod backoff;
 mod context;
 pub mod event;
@@ -28,10 +29,12 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+pub use action::{ActionExecutor, ActionExit, ActionRequest};
 pub use event::{Event, JobResult, RunId, RunResult, StepResult, Stream};
-pub use executor::{Executor, StepControl, StepExit, StepRequest};
+pub use executor::{BoxFuture, Executor, OutputSender, StepControl, StepExit, StepRequest};
 pub use process::ProcessExecutor;
 
 /// Everything a run needs besides the plan.
@@ -52,6 +55,8 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Where the run's private temp directory goes (default: the system's).
     pub temp_root: Option<PathBuf>,
+    /// Runs `uses:` steps; without one they fail with a clear message.
+    pub actions: Option<Arc<dyn ActionExecutor>>,
 }
 
 impl RunOptions {
@@ -65,6 +70,7 @@ impl RunOptions {
             vars: BTreeMap::new(),
             grace: Duration::from_secs(5),
             temp_root: None,
+            actions: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use kiln_pipeline::expr::{Context, Expr, Status, Template};
 use kiln_pipeline::{Job, Step, StepAction};
+
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant as Deadline;
@@ -15,10 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context;
 use crate::event::{Event, StepResult, Stream};
-use crate::executor::{StepControl, StepExit, StepRequest};
+use crate::executor::{BoxFuture, OutputSender, StepControl, StepExit, StepRequest};
 use crate::lines::LineSplitter;
 use crate::outputs;
 use crate::run::Shared;
+
+mod uses;
 
 /// Why an attempt did not succeed, for the retry decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,14 +233,15 @@ impl<'a> StepRunner<'a> {
                 shell,
                 working_directory,
             } => (script, shell, working_directory),
-            StepAction::Uses { reference, .. } => {
-                self.note(
-                    index,
-                    &format!(
-                        "`uses: {reference}` needs the WASI plugin runtime (issue #3), which this build of kiln does not have yet"
-                    ),
-                );
-                return (StepResult::InfrastructureError, None, Vec::new());
+            StepAction::Uses {
+                reference,
+                with,
+                permissions,
+                ..
+            } => {
+                return self
+                    .execute_uses(index, step, reference, with, permissions)
+                    .await;
             }
             StepAction::Unsupported { message, .. } => {
                 self.note(index, message);
@@ -359,6 +363,15 @@ impl<'a> StepRunner<'a> {
         })
     }
 
+    /// The earlier of the step's timeout and the job's deadline.
+    fn step_deadline(&self, step: &Step) -> Option<Deadline> {
+        let step_deadline = step.timeout.map(|t| Deadline::now() + t);
+        match (step_deadline, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Runs the request, streaming masked lines, enforcing step and job
     /// deadlines and the run's stop.
     async fn drive(
@@ -367,11 +380,48 @@ impl<'a> StepRunner<'a> {
         step: &Step,
         request: StepRequest,
     ) -> (StepResult, Option<i32>) {
-        let step_deadline = step.timeout.map(|t| Deadline::now() + t);
-        let deadline = match (step_deadline, self.deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = self.step_deadline(step);
+        let executor = self.shared.executor.clone();
+        let (stopped_by, status) = self
+            .supervise(index, deadline, |tx, control| {
+                executor.run_step(request, tx, control)
+            })
+            .await;
+        if let Some(result) = stopped_by {
+            let what = match result {
+                StepResult::TimedOut => "timed out",
+                _ => "was cancelled",
+            };
+            self.note(index, &format!("step {what}; its processes were stopped"));
+            let code = match status {
+                StepExit::Exited(code) => Some(code),
+                _ => None,
+            };
+            return (result, code);
+        }
+        match status {
+            StepExit::Exited(0) => (StepResult::Success, Some(0)),
+            StepExit::Exited(code) => (StepResult::Failed, Some(code)),
+            StepExit::Signaled(signal) => {
+                self.note(index, &format!("step killed by signal {signal}"));
+                (StepResult::Failed, None)
+            }
+            StepExit::Infrastructure(message) => {
+                self.note(index, &message);
+                (StepResult::InfrastructureError, None)
+            }
+        }
+    }
+
+    /// Starts a unit of work (a script or a plugin), streams its masked
+    /// output lines, and stops it at `deadline` or when the run stops.
+    /// Returns why it was stopped, if it was, and what it returned.
+    async fn supervise<T>(
+        &self,
+        index: usize,
+        deadline: Option<Deadline>,
+        start: impl FnOnce(OutputSender, StepControl) -> BoxFuture<'static, T>,
+    ) -> (Option<StepResult>, T) {
         let stop = CancellationToken::new();
         let control = StepControl {
             stop: stop.clone(),
@@ -379,7 +429,7 @@ impl<'a> StepRunner<'a> {
             grace: self.shared.options.grace,
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut exit = self.shared.executor.run_step(request, tx, control);
+        let mut exit = start(tx, control);
         let mut splitters = [LineSplitter::default(), LineSplitter::default()];
         let mut stopped_by: Option<StepResult> = None;
         let masker = &self.shared.masker;
@@ -424,30 +474,7 @@ impl<'a> StepRunner<'a> {
         {
             splitter.finish(masker, |l| emit(stream, l));
         }
-        if let Some(result) = stopped_by {
-            let what = match result {
-                StepResult::TimedOut => "timed out",
-                _ => "was cancelled",
-            };
-            self.note(index, &format!("step {what}; its processes were stopped"));
-            let code = match status {
-                StepExit::Exited(code) => Some(code),
-                _ => None,
-            };
-            return (result, code);
-        }
-        match status {
-            StepExit::Exited(0) => (StepResult::Success, Some(0)),
-            StepExit::Exited(code) => (StepResult::Failed, Some(code)),
-            StepExit::Signaled(signal) => {
-                self.note(index, &format!("step killed by signal {signal}"));
-                (StepResult::Failed, None)
-            }
-            StepExit::Infrastructure(message) => {
-                self.note(index, &message);
-                (StepResult::InfrastructureError, None)
-            }
-        }
+        (stopped_by, status)
     }
 
     fn read_outputs(&self, path: &PathBuf) -> Result<Vec<(String, String)>, String> {

@@ -1,0 +1,208 @@
+//! `uses:` steps: [`WasmActions`] is the engine's [`ActionExecutor`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kiln_engine::{
+    ActionExecutor, ActionExit, ActionRequest, BoxFuture, OutputSender, StepControl, Stream,
+};
+use kiln_pipeline::FsAccess;
+use wasmtime::component::ResourceTable;
+
+use crate::artifacts::ArtifactAccess;
+use crate::bindings::v0_1::action::kiln::plugin::action_types::{ActionError, Context};
+use crate::bindings::v0_1::types::KeyValue;
+use crate::output::Pipe;
+use crate::runtime::{Plugin, Pre, Runtime};
+use crate::sandbox::{NetworkGrant, Sandbox, WORKSPACE_GUEST_PATH};
+use crate::state::HostState;
+use crate::trap::{self, Interrupted};
+
+/// The plugin steps of one run: loaded components by `uses:` reference.
+pub struct WasmActions {
+    runtime: Arc<Runtime>,
+    plugins: HashMap<String, Arc<Plugin>>,
+    artifacts: Arc<dyn ArtifactAccess>,
+}
+
+impl std::fmt::Debug for WasmActions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmActions")
+            .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmActions {
+    /// Plugin steps run on `runtime` with `artifacts` behind the
+    /// `artifacts` import.
+    pub fn new(runtime: Arc<Runtime>, artifacts: Arc<dyn ArtifactAccess>) -> Self {
+        Self {
+            runtime,
+            plugins: HashMap::new(),
+            artifacts,
+        }
+    }
+
+    /// Makes `plugin` the component run for `uses: <reference>`.
+    pub fn insert(&mut self, reference: impl Into<String>, plugin: Arc<Plugin>) {
+        self.plugins.insert(reference.into(), plugin);
+    }
+}
+
+impl ActionExecutor for WasmActions {
+    fn run_action(
+        &self,
+        request: ActionRequest,
+        output: OutputSender,
+        control: StepControl,
+    ) -> BoxFuture<'static, ActionExit> {
+        let plugin = self.plugins.get(&request.reference).cloned();
+        let runtime = self.runtime.clone();
+        let artifacts = self.artifacts.clone();
+        Box::pin(async move {
+            let Some(plugin) = plugin else {
+                return ActionExit::Infrastructure(format!(
+                    "plugin `{}` was not loaded before the run",
+                    request.reference
+                ));
+            };
+            run(&runtime, &plugin, request, output, control, artifacts).await
+        })
+    }
+}
+
+async fn run(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    request: ActionRequest,
+    output: OutputSender,
+    control: StepControl,
+    artifacts: Arc<dyn ArtifactAccess>,
+) -> ActionExit {
+    let Pre::Action(pre) = &plugin.pre else {
+        return ActionExit::Infrastructure(format!(
+            "plugin `{}` is a `{}` component, not an action",
+            plugin.reference,
+            plugin.world.name()
+        ));
+    };
+    let inputs = match inputs(plugin, &request.inputs) {
+        Ok(inputs) => inputs,
+        Err(message) => return ActionExit::Failed(message),
+    };
+    let entries = request.permissions.network.clone();
+    let network = match tokio::task::spawn_blocking(move || NetworkGrant::resolve(&entries)).await {
+        Ok(Ok(network)) => network,
+        Ok(Err(message)) => return ActionExit::Failed(message),
+        Err(e) => {
+            return ActionExit::Infrastructure(format!("cannot resolve the network grant: {e}"));
+        }
+    };
+    let limit = runtime.limits.output;
+    let stdout = Pipe::new(Stream::Stdout, output.clone(), limit);
+    let stderr = Pipe::new(Stream::Stderr, output, limit);
+    let fs = request.permissions.fs;
+    let workspace = (fs != FsAccess::None).then_some(request.workspace.as_path());
+    let wasi = Sandbox {
+        permissions: &request.permissions,
+        workspace,
+        env: &request.env,
+        network,
+        stdout: stdout.clone(),
+        stderr: stderr.clone(),
+    }
+    .build();
+    let wasi = match wasi {
+        Ok(wasi) => wasi,
+        Err(message) => return ActionExit::Infrastructure(message),
+    };
+    let state = HostState {
+        wasi,
+        table: ResourceTable::new(),
+        limits: runtime.store_limits(),
+        log: Some(stderr.clone()),
+        secrets: request.secrets,
+        artifacts,
+        job: request.job.clone(),
+        workspace: (fs != FsAccess::None).then(|| (request.workspace.clone(), fs)),
+    };
+    let mut store = runtime.store(
+        state,
+        request.deadline,
+        Some((control.stop.clone(), control.kill.clone())),
+    );
+    let context = Context {
+        inputs: inputs
+            .into_iter()
+            .map(|(key, value)| KeyValue { key, value })
+            .collect(),
+        workspace: (fs != FsAccess::None).then(|| WORKSPACE_GUEST_PATH.to_owned()),
+        job: request.job,
+        step: request.step_name,
+        run_id: u64::try_from(request.run_id).unwrap_or_default(),
+    };
+    let explain = |e: wasmtime::Error| {
+        if e.downcast_ref::<Interrupted>().is_some() {
+            // The engine reports the timeout or cancellation itself.
+            return ActionExit::Failed(Interrupted.to_string());
+        }
+        ActionExit::Failed(format!(
+            "plugin `{}` failed: {}",
+            plugin.reference,
+            trap::explain(&e, runtime.limits.memory)
+        ))
+    };
+    let instance = match pre.instantiate_async(&mut store).await {
+        Ok(instance) => instance,
+        Err(e) => return explain(e),
+    };
+    let result = match instance.call_run(&mut store, &context).await {
+        Ok(result) => result,
+        Err(e) => return explain(e),
+    };
+    for pipe in [&stdout, &stderr] {
+        if pipe.truncated() {
+            return ActionExit::Failed(format!(
+                "plugin `{}` wrote more than {} bytes to {}; the rest was discarded",
+                plugin.reference,
+                pipe.limit(),
+                pipe.name()
+            ));
+        }
+    }
+    match result {
+        Ok(outputs) => {
+            ActionExit::Success(outputs.into_iter().map(|kv| (kv.key, kv.value)).collect())
+        }
+        Err(ActionError::InvalidInput(message)) => ActionExit::Failed(format!(
+            "plugin `{}` rejected its inputs: {message}",
+            plugin.reference
+        )),
+        Err(ActionError::Failed(message)) => {
+            ActionExit::Failed(format!("plugin `{}` failed: {message}", plugin.reference))
+        }
+    }
+}
+
+/// `with:` inputs with the metadata's defaults filled in; a missing
+/// required one is an error (validate reports it earlier, with a span).
+fn inputs(plugin: &Plugin, given: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+    let mut inputs = given.to_vec();
+    for spec in &plugin.metadata.inputs {
+        if given.iter().any(|(k, _)| *k == spec.name) {
+            continue;
+        }
+        match &spec.default {
+            Some(default) => inputs.push((spec.name.clone(), default.clone())),
+            None if spec.required => {
+                return Err(format!(
+                    "plugin `{}` needs input `{}`: add it under `with:`",
+                    plugin.reference, spec.name
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(inputs)
+}
