@@ -26,7 +26,9 @@ mod yaml;
 mod tests;
 
 pub use diagnostic::{Diagnostic, LoadError, Severity};
-pub use plan::{FsAccess, Job, JobId, Permissions, Plan, RetryOn, RetryPolicy, Step, StepAction};
+pub use plan::{
+    FsAccess, Job, JobId, Permissions, Plan, RetryOn, RetryPolicy, Step, StepAction, UsesSpans,
+};
 pub use select::SelectError;
 pub use source::{SourceFile, Span};
 
