@@ -4,6 +4,7 @@ mod validate;
 mod conditions;
 mod diagnostics;
 mod plan;
+mod plugins;
 mod retries;
 mod run;
 mod runs;

@@ -474,6 +474,12 @@ impl<'a> StepRunner<'a> {
         {
             splitter.finish(masker, |l| emit(stream, l));
         }
+        // A unit that ended after its deadline timed out, even when it ended
+        // before the timer branch above ran (a host interrupting its guest at
+        // the deadline, a busy runtime polling timers late).
+        if stopped_by.is_none() && deadline.is_some_and(|d| d <= Deadline::now()) {
+            stopped_by = Some(StepResult::TimedOut);
+        }
         (stopped_by, status)
     }
 

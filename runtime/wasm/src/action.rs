@@ -23,7 +23,12 @@ pub struct WasmActions {
     runtime: Arc<Runtime>,
     plugins: HashMap<String, Arc<Plugin>>,
     artifacts: Arc<dyn ArtifactAccess>,
+    resolver: Option<Arc<Resolver>>,
 }
+
+/// Finds a reference's bytes and digest when the step runs (a component
+/// an earlier job built).
+pub type Resolver = dyn Fn(&str) -> Result<(Vec<u8>, String), String> + Send + Sync;
 
 impl std::fmt::Debug for WasmActions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,7 +46,17 @@ impl WasmActions {
             runtime,
             plugins: HashMap::new(),
             artifacts,
+            resolver: None,
         }
+    }
+
+    /// Loads references that were not inserted when their step runs.
+    pub fn with_resolver(
+        mut self,
+        resolver: impl Fn(&str) -> Result<(Vec<u8>, String), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.resolver = Some(Arc::new(resolver));
+        self
     }
 
     /// Makes `plugin` the component run for `uses: <reference>`.
@@ -60,16 +75,56 @@ impl ActionExecutor for WasmActions {
         let plugin = self.plugins.get(&request.reference).cloned();
         let runtime = self.runtime.clone();
         let artifacts = self.artifacts.clone();
+        let resolver = self.resolver.clone();
         Box::pin(async move {
-            let Some(plugin) = plugin else {
-                return ActionExit::Infrastructure(format!(
-                    "plugin `{}` was not loaded before the run",
-                    request.reference
-                ));
+            let plugin = match plugin {
+                Some(plugin) => plugin,
+                None => match load_late(&runtime, resolver.as_deref(), &request).await {
+                    Ok(plugin) => plugin,
+                    Err(exit) => return exit,
+                },
             };
             run(&runtime, &plugin, request, output, control, artifacts).await
         })
     }
+}
+
+/// Loads a plugin that did not exist before the run, and checks its
+/// capabilities against the grants as `kiln validate` would have.
+async fn load_late(
+    runtime: &Runtime,
+    resolver: Option<&Resolver>,
+    request: &ActionRequest,
+) -> Result<Arc<Plugin>, ActionExit> {
+    let reference = &request.reference;
+    let Some(resolver) = resolver else {
+        return Err(ActionExit::Infrastructure(format!(
+            "plugin `{reference}` was not loaded before the run"
+        )));
+    };
+    let (bytes, digest) = resolver(reference).map_err(ActionExit::Failed)?;
+    let plugin = runtime
+        .load(reference, &bytes, &digest)
+        .await
+        .map_err(|e| ActionExit::Failed(chain(&e)))?;
+    if let Some(gap) = plugin.metadata.ungranted(&request.permissions).first() {
+        return Err(ActionExit::Failed(format!(
+            "plugin `{reference}` needs {}, which this step does not grant: {}",
+            gap.what, gap.fix
+        )));
+    }
+    Ok(plugin)
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 async fn run(
@@ -127,6 +182,9 @@ async fn run(
         job: request.job.clone(),
         workspace: (fs != FsAccess::None).then(|| (request.workspace.clone(), fs)),
     };
+    // The guest is interrupted at the deadline by the epoch callback, to
+    // the tick, even when the engine's timer runs late; the engine reports
+    // any step that ended past its deadline as timed out.
     let mut store = runtime.store(
         state,
         request.deadline,

@@ -22,11 +22,11 @@ mod sandbox;
 mod state;
 mod trap;
 
-pub use action::WasmActions;
+pub use action::{Resolver, WasmActions};
 pub use artifacts::{ArtifactAccess, ArtifactError, NoArtifactStore};
 pub use cache::default_dir as default_cache_dir;
 pub use error::WasmError;
 pub use inspect::{Inspection, inspect};
-pub use metadata::{Capability, InputSpec, Metadata, OutputSpec};
+pub use metadata::{Capability, InputSpec, Metadata, OutputSpec, Ungranted};
 pub use runtime::{CacheStats, EPOCH_TICK, Limits, Plugin, Runtime, World, sha256};
 pub use sandbox::WORKSPACE_GUEST_PATH;

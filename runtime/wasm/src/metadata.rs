@@ -98,3 +98,54 @@ impl From<wit::Metadata> for Metadata {
         }
     }
 }
+
+/// A capability the plugin declares and the step does not grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ungranted {
+    /// What is needed, e.g. ``the secret `TOKEN` ``.
+    pub what: String,
+    /// How to grant it, e.g. ``add `secrets: [TOKEN]` under `permissions:` ``.
+    pub fix: String,
+}
+
+impl Metadata {
+    /// Every declared capability `grants` does not cover, in declaration
+    /// order.
+    pub fn ungranted(&self, grants: &kiln_pipeline::Permissions) -> Vec<Ungranted> {
+        use kiln_pipeline::FsAccess;
+        let gap = |what: String, fix: String| Some(Ungranted { what, fix });
+        self.capabilities
+            .iter()
+            .filter_map(|need| match need {
+                Capability::Fs { write: false } if grants.fs == FsAccess::None => gap(
+                    "read access to the workspace".into(),
+                    "set `fs: read` under `permissions:`".into(),
+                ),
+                Capability::Fs { write: true } if grants.fs != FsAccess::Write => gap(
+                    "write access to the workspace".into(),
+                    "set `fs: write` under `permissions:`".into(),
+                ),
+                Capability::Network(what) if grants.network.is_empty() => gap(
+                    format!("network access ({what})"),
+                    "add `network: [\"host:port\"]` under `permissions:`".into(),
+                ),
+                Capability::Env(var) if !grants.env.iter().any(|g| g == var) => gap(
+                    format!("the environment variable `{var}`"),
+                    format!("add `env: [{var}]` under `permissions:`"),
+                ),
+                Capability::Secret(secret)
+                    if !grants
+                        .secrets
+                        .iter()
+                        .any(|g| g.eq_ignore_ascii_case(secret)) =>
+                {
+                    gap(
+                        format!("the secret `{secret}`"),
+                        format!("add `secrets: [{secret}]` under `permissions:`"),
+                    )
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -31,7 +31,9 @@ pub(crate) fn explain(err: &wasmtime::Error, memory_limit: usize) -> String {
                     .into()
             }
             Trap::Interrupt => Interrupted.to_string(),
-            Trap::MemoryOutOfBounds => "the plugin accessed memory out of bounds".into(),
+            Trap::MemoryOutOfBounds => {
+                "the plugin accessed memory out of bounds (in Rust and C guests usually a stack overflow from deep recursion)".into()
+            }
             Trap::IntegerDivisionByZero => "the plugin divided by zero".into(),
             other => format!("the plugin trapped: {other}"),
         };

@@ -7,7 +7,7 @@ pub(crate) mod validate;
 
 use std::collections::BTreeMap;
 
-use kiln_pipeline::{LoadOptions, Loaded, SourceFile};
+use kiln_pipeline::{Diagnostic, LoadOptions, Loaded, SourceFile};
 
 use crate::error::CliError;
 use crate::locate::Located;
@@ -44,6 +44,45 @@ pub(crate) fn load_for_use(
         crate::diagnostics::render(&source, &loaded.warnings, crate::style::Palette::stderr())
     );
     Ok(loaded)
+}
+
+/// Loads a pipeline that is about to run and its plugins: an invalid
+/// pipeline or a plugin that cannot run is an error; warnings go to stderr.
+pub(crate) fn load_for_run(
+    located: &Located,
+    vars: &[(String, String)],
+) -> Result<(Loaded, Option<std::sync::Arc<kiln_wasm::WasmActions>>), CliError> {
+    let (source, loaded) = load(located, vars)?;
+    let mut loaded = loaded.map_err(CliError::Load)?;
+    let prepared = crate::plugins::prepare(&loaded.plan, &located.workspace);
+    let (errors, warnings) = split(prepared.diagnostics);
+    loaded.warnings.extend(warnings);
+    if !errors.is_empty() {
+        let mut diagnostics = loaded.warnings;
+        diagnostics.extend(errors);
+        return Err(invalid(source, diagnostics));
+    }
+    eprint!(
+        "{}",
+        crate::diagnostics::render(&source, &loaded.warnings, crate::style::Palette::stderr())
+    );
+    Ok((loaded, prepared.actions))
+}
+
+/// Errors and warnings apart.
+pub(crate) fn split(diagnostics: Vec<Diagnostic>) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    diagnostics
+        .into_iter()
+        .partition(|d| d.severity == kiln_pipeline::Severity::Error)
+}
+
+/// A pipeline whose diagnostics include errors, sorted by position.
+pub(crate) fn invalid(source: SourceFile, mut diagnostics: Vec<Diagnostic>) -> CliError {
+    diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
+    CliError::Load(kiln_pipeline::LoadError {
+        source_file: source,
+        diagnostics,
+    })
 }
 
 /// The process environment, skipping names or values that are not UTF-8.

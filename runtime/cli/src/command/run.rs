@@ -31,7 +31,7 @@ enum Message {
 /// Runs `kiln run`.
 pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliError> {
     let located = locate::pipeline(args.file.file.as_deref())?;
-    let loaded = super::load_for_use(&located, &args.vars)?;
+    let (loaded, actions) = super::load_for_run(&located, &args.vars)?;
     let plan = if args.jobs.is_empty() {
         loaded.plan
     } else {
@@ -75,6 +75,7 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
             secrets,
             vars: args.vars.iter().cloned().collect(),
             grace: args.grace,
+            actions,
         },
         to_consumer,
     ));
@@ -99,6 +100,7 @@ struct EngineInput {
     secrets: std::collections::BTreeMap<String, String>,
     vars: std::collections::BTreeMap<String, String>,
     grace: Option<Duration>,
+    actions: Option<std::sync::Arc<kiln_wasm::WasmActions>>,
 }
 
 /// Runs the engine with signal handling, forwarding its events.
@@ -201,6 +203,7 @@ async fn engine_run(
         secrets,
         vars,
         grace,
+        actions,
     } = input;
     let mut options = kiln_engine::RunOptions::new(run_id, workspace);
     if let Some(parallelism) = parallelism {
@@ -211,6 +214,7 @@ async fn engine_run(
     }
     options.secrets = secrets;
     options.vars = vars;
+    options.actions = actions.map(|a| a as std::sync::Arc<dyn kiln_engine::ActionExecutor>);
     let executor = std::sync::Arc::new(kiln_engine::ProcessExecutor);
     Ok(kiln_engine::run(
         std::sync::Arc::new(plan),

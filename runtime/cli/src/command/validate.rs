@@ -10,6 +10,20 @@ use crate::style::{self, Palette};
 pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
     let located = locate::pipeline(args.file.file.as_deref())?;
     let (source, loaded) = super::load(&located, &args.vars)?;
+    let loaded = loaded.and_then(|mut loaded| {
+        let prepared = crate::plugins::prepare(&loaded.plan, &located.workspace);
+        let (errors, warnings) = super::split(prepared.diagnostics);
+        loaded.warnings.extend(warnings);
+        if errors.is_empty() {
+            return Ok(loaded);
+        }
+        let mut diagnostics = loaded.warnings;
+        diagnostics.extend(errors);
+        match super::invalid(source.clone(), diagnostics) {
+            CliError::Load(err) => Err(err),
+            _ => unreachable!("invalid() builds a load error"),
+        }
+    });
     match loaded {
         Ok(loaded) => {
             if args.json {
