@@ -24,6 +24,34 @@ pub struct WasmActions {
     plugins: HashMap<String, Arc<Plugin>>,
     artifacts: Arc<dyn ArtifactAccess>,
     resolver: Option<Arc<Resolver>>,
+    guests: Guests,
+}
+
+/// The threads guests run on. A guest computes until an epoch tick makes
+/// it yield; on the engine's own (single) thread that would delay every
+/// other job's output and timers, so guests get a runtime of their own.
+struct Guests(Option<tokio::runtime::Runtime>);
+
+impl Guests {
+    fn new() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("kiln-wasm-guest")
+            .enable_all()
+            .build()
+            .ok();
+        Self(runtime)
+    }
+}
+
+impl Drop for Guests {
+    fn drop(&mut self) {
+        // Dropped from inside the engine's runtime: must not block there.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Finds a reference's bytes and digest when the step runs (a component
@@ -47,6 +75,7 @@ impl WasmActions {
             plugins: HashMap::new(),
             artifacts,
             resolver: None,
+            guests: Guests::new(),
         }
     }
 
@@ -76,7 +105,7 @@ impl ActionExecutor for WasmActions {
         let runtime = self.runtime.clone();
         let artifacts = self.artifacts.clone();
         let resolver = self.resolver.clone();
-        Box::pin(async move {
+        let step = async move {
             let plugin = match plugin {
                 Some(plugin) => plugin,
                 None => match load_late(&runtime, resolver.as_deref(), &request).await {
@@ -85,6 +114,16 @@ impl ActionExecutor for WasmActions {
                 },
             };
             run(&runtime, &plugin, request, output, control, artifacts).await
+        };
+        let Some(guests) = &self.guests.0 else {
+            return Box::pin(step);
+        };
+        let task = guests.spawn(step);
+        Box::pin(async move {
+            // A panic in host code fails this step only.
+            task.await.unwrap_or_else(|e| {
+                ActionExit::Infrastructure(format!("the plugin host failed running this step: {e}"))
+            })
         })
     }
 }
