@@ -5,6 +5,7 @@
 //!   pipeline or as an equivalent Makefile.
 //! - [`plan`] times `kiln_pipeline::load` on such a pipeline.
 //! - [`scheduler`] runs the same graph under `kiln run` and `make -j`.
+//! - [`wasm`] times plugin step start-up and concurrent plugin steps.
 //! - [`stats`] and [`cpu`] turn runs into figures.
 //!
 //! Plain `std::time` instead of criterion keeps the build small; see
@@ -17,5 +18,6 @@ pub mod error;
 pub mod plan;
 pub mod scheduler;
 pub mod stats;
+pub mod wasm;
 
 pub use error::Error;

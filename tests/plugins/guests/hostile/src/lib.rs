@@ -102,6 +102,11 @@ impl Guest for Hostile {
                 Some(value) => done(format!("got secret {target} = {value}")),
                 None => done(format!("no secret {target}")),
             },
+            "sleep" => {
+                let ms: u64 = target.parse().unwrap_or(100);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                done(format!("slept {ms} ms"))
+            }
             "env" => done(format!("env: {:?}", std::env::vars().collect::<Vec<_>>())),
             other => Err(ActionError::InvalidInput(format!("unknown mode `{other}`"))),
         }
