@@ -9,6 +9,7 @@
 //! - [`scheduler`] runs the same graph under `kiln run` and `make -j`.
 //! - [`ingest`] stores a file in the blob store against `sha256sum`.
 //! - [`docker`] times a container job under `kiln run` against `docker run`.
+//! - [`wasm`] times plugin step start-up and concurrent plugin steps.
 //! - [`stats`] and [`cpu`] turn runs into figures.
 //!
 //! Plain `std::time` instead of criterion keeps the build small; see
@@ -25,5 +26,6 @@ pub mod proxy;
 pub mod resolve;
 pub mod scheduler;
 pub mod stats;
+pub mod wasm;
 
 pub use error::Error;

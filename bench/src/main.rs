@@ -1,4 +1,4 @@
-//! `kiln-bench`: run with `cargo run --release -p kiln-bench -- <plan|scheduler|ingest|resolve|proxy|docker>`.
+//! `kiln-bench`: run with `cargo run --release -p kiln-bench -- <plan|scheduler|ingest|resolve|proxy|docker|wasm>`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +71,16 @@ enum Which {
         /// The kiln binary (default: `kiln` next to this executable).
         #[arg(long)]
         kiln: Option<PathBuf>,
+    },
+    /// Plugin steps: first compile vs cached load, cached step start
+    /// (median, p99), concurrent steps (throughput, RSS per waiting step).
+    Wasm {
+        /// Sequential cached no-op steps to time.
+        #[arg(long, default_value_t = 2000)]
+        steps: usize,
+        /// Plugin steps at once in the concurrency rounds.
+        #[arg(long, default_value_t = 500)]
+        concurrent: usize,
     },
     /// Run the same DAG of no-op jobs with `kiln run` and `make -j`, side by side.
     Scheduler {
@@ -162,6 +172,15 @@ fn main() -> ExitCode {
             .map(drop),
             Err(e) => Err(e),
         },
+        Which::Wasm { steps, concurrent } => {
+            return match (kiln_bench::wasm::WasmBench { steps, concurrent }).run() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kiln-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Which::Scheduler {
             jobs,
             needs,

@@ -15,6 +15,7 @@ mod registry;
 mod retries;
 mod run;
 mod runs;
+mod sandbox;
 mod scheduling;
 mod sdk;
 mod secrets;

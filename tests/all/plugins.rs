@@ -18,9 +18,24 @@ use sha2::{Digest as _, Sha256};
 use crate::registry::Registry;
 use crate::support::Kiln;
 
-/// Two different valid components.
-const A: &str = "\0asm\x0d\0\x01\0";
-const B: &str = "\0asm\x0d\0\x01\0\0";
+/// A real action component (the test suite's no-op plugin): installed,
+/// pinned, and loaded and checked before a run like any other.
+fn a() -> &'static [u8] {
+    static A: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    A.get_or_init(|| std::fs::read(kiln_test_plugins::NOOP).expect("read the no-op plugin"))
+}
+
+/// The same action with a custom section appended: a valid component
+/// with other content (what a rebuilt or re-tagged plugin looks like).
+fn b() -> &'static [u8] {
+    static B: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    B.get_or_init(|| [a(), b"\x00\x03\x01xB"].concat())
+}
+
+/// `kiln plugin`'s size column for `bytes`.
+fn size(bytes: &[u8]) -> String {
+    format!("{:.1} KiB", bytes.len() as f64 / 1024.0)
+}
 
 fn sha(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -38,8 +53,8 @@ fn case(reference: &str) -> Kiln {
         .pipeline(&format!(
             "jobs:\n  notify:\n    steps:\n      - uses: {reference}\n        continue-on-error: true\n"
         ))
-        .file("a.wasm", A)
-        .file("b.wasm", B)
+        .bytes("a.wasm", a())
+        .bytes("b.wasm", b())
 }
 
 /// `kiln plugin push FILE REF`; returns the manifest digest.
@@ -77,15 +92,16 @@ fn oci_install_pins_the_tag_and_a_retag_fails_locked_with_both_digests() {
 
     let out = kiln.run_with(["plugin", "install", &reference]);
     out.code(0).stdout_is(&format!(
-        "installed {reference}\n  digest  sha256:{a}\n  size    8 B\n  source  {by_digest}\npinned in kiln.lock\n",
-        a = sha(A.as_bytes()),
+        "installed {reference}\n  digest  sha256:{a}\n  size    {size}\n  source  {by_digest}\npinned in kiln.lock\n",
+        a = sha(a()),
+        size = size(a()),
         by_digest = registry.reference(&format!("acme/notify@sha256:{manifest_a}")),
     ));
     let lock = kiln.read("kiln.lock");
     assert_eq!(
         lock_json(&kiln),
         serde_json::json!({"version": 1, "plugins": {&reference: {
-            "digest": format!("sha256:{}", sha(A.as_bytes())),
+            "digest": format!("sha256:{}", sha(a())),
             "manifest": format!("sha256:{manifest_a}"),
         }}})
     );
@@ -103,8 +119,8 @@ fn oci_install_pins_the_tag_and_a_retag_fails_locked_with_both_digests() {
         diagnostic["message"],
         format!(
             "`{reference}` resolves to `sha256:{}`, but `kiln.lock` pins `sha256:{}`",
-            sha(B.as_bytes()),
-            sha(A.as_bytes())
+            sha(b()),
+            sha(a())
         )
     );
     assert_eq!(
@@ -118,8 +134,8 @@ fn oci_install_pins_the_tag_and_a_retag_fails_locked_with_both_digests() {
     out.code(2)
         .stderr_has("plugin-lock")
         .stderr_has("kiln.yml:4:15")
-        .stderr_has(&format!("sha256:{}", sha(A.as_bytes())))
-        .stderr_has(&format!("sha256:{}", sha(B.as_bytes())))
+        .stderr_has(&format!("sha256:{}", sha(a())))
+        .stderr_has(&format!("sha256:{}", sha(b())))
         .stderr_has("error: `kiln.yml` has 1 error");
     assert!(!out.stdout.contains("run 1"), "nothing ran\n{out}");
     assert_eq!(
@@ -139,11 +155,11 @@ fn oci_install_pins_the_tag_and_a_retag_fails_locked_with_both_digests() {
         .code(0)
         .stdout_has(&format!(
             "re-pinned in kiln.lock (was sha256:{})\n",
-            sha(A.as_bytes())
+            sha(a())
         ));
     assert_eq!(
         lock_json(&kiln)["plugins"][&reference]["digest"],
-        format!("sha256:{}", sha(B.as_bytes()))
+        format!("sha256:{}", sha(b()))
     );
     kiln.run_with(["validate", "--locked"]).code(0);
 }
@@ -171,11 +187,11 @@ fn run_pins_a_new_reference_and_locked_refuses_an_unpinned_one() {
 
     kiln.run_with(["run"]).code(0).stderr_has(&format!(
         "pinned `{reference}` to sha256:{} in kiln.lock\n",
-        sha(A.as_bytes())
+        sha(a())
     ));
     assert_eq!(
         lock_json(&kiln)["plugins"][&reference]["digest"],
-        format!("sha256:{}", sha(A.as_bytes()))
+        format!("sha256:{}", sha(a()))
     );
 
     // A digest reference that is stored needs no registry at all.
@@ -184,8 +200,9 @@ fn run_pins_a_new_reference_and_locked_refuses_an_unpinned_one() {
     kiln.run_with(["plugin", "list"])
         .code(0)
         .stdout_has(&format!(
-            "{reference}  sha256:{}        8 B  oci\n",
-            &sha(A.as_bytes())[..12]
+            "{reference}  sha256:{}  {:>9}  oci\n",
+            &sha(a())[..12],
+            size(a())
         ));
 }
 
@@ -196,7 +213,7 @@ fn a_tampered_registry_blob_is_refused_and_never_stored() {
     let kiln = case(&reference);
     push(&kiln, "a.wasm", &reference);
     let tampered = "\0asm\x0d\0\x01X";
-    std::fs::write(registry.blob_file(&sha(A.as_bytes())), tampered).expect("tamper");
+    std::fs::write(registry.blob_file(&sha(a())), tampered).expect("tamper");
 
     kiln.run_with(["plugin", "install", &reference])
         .code(2)
@@ -204,7 +221,7 @@ fn a_tampered_registry_blob_is_refused_and_never_stored() {
             "error: `{reference}`: the downloaded layer hashes to `sha256:{}`, but `sha256:{}` was required; \
              it was not stored and will not run\n",
             sha(tampered.as_bytes()),
-            sha(A.as_bytes())
+            sha(a())
         ));
     kiln.run_with(["run"])
         .code(2)
@@ -223,7 +240,7 @@ fn a_corrupt_store_blob_is_never_served_and_verify_names_it() {
     let kiln = case(&reference);
     push(&kiln, "a.wasm", &reference);
     kiln.run_with(["plugin", "install", &reference]).code(0);
-    let hex = sha(A.as_bytes());
+    let hex = sha(a());
     let blob = kiln.path(&format!("home/plugins/objects/{}/{}", &hex[..2], &hex[2..]));
     let mut perms = std::fs::metadata(&blob).expect("stored blob").permissions();
     #[allow(clippy::permissions_set_readonly_false)]
@@ -300,7 +317,7 @@ fn a_private_registry_uses_docker_login_credentials() {
 }
 
 /// Serves `body` once over plain HTTP on loopback.
-fn serve_once(body: &'static str) -> (String, std::thread::JoinHandle<()>) {
+fn serve_once(body: &'static [u8]) -> (String, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let handle = std::thread::spawn(move || {
@@ -312,30 +329,31 @@ fn serve_once(body: &'static str) -> (String, std::thread::JoinHandle<()>) {
         }
         let _ = write!(
             stream,
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
+        let _ = stream.write_all(body);
     });
     (format!("http://{addr}"), handle)
 }
 
 #[test]
 fn an_https_digest_mismatch_is_refused_and_a_match_installs() {
-    let (base, server) = serve_once(B);
-    let wrong = format!("{base}/notify.wasm#sha256={}", sha(A.as_bytes()));
+    let (base, server) = serve_once(b());
+    let wrong = format!("{base}/notify.wasm#sha256={}", sha(a()));
     let kiln = case(&wrong);
     kiln.run_with(["plugin", "install", &wrong])
         .code(2)
         .stderr_is(&format!(
             "error: `{wrong}`: the downloaded component hashes to `sha256:{}`, but `sha256:{}` was required; \
              it was not stored and will not run\n",
-            sha(B.as_bytes()),
-            sha(A.as_bytes())
+            sha(b()),
+            sha(a())
         ));
     server.join().expect("server");
 
-    let (base, server) = serve_once(A);
-    let right = format!("{base}/notify.wasm#sha256={}", sha(A.as_bytes()));
+    let (base, server) = serve_once(a());
+    let right = format!("{base}/notify.wasm#sha256={}", sha(a()));
     kiln.run_with(["plugin", "install", &right])
         .code(0)
         .stdout_has(&format!("installed {right}\n"));
@@ -344,7 +362,7 @@ fn an_https_digest_mismatch_is_refused_and_a_match_installs() {
         .code(0)
         .stdout_is(&format!(
             "removed {right} (sha256:{}) from the plugin store\nunpinned {right} in kiln.lock\n",
-            sha(A.as_bytes())
+            sha(a())
         ));
     kiln.run_with(["plugin", "remove", &right])
         .code(2)
@@ -358,21 +376,22 @@ fn a_changed_local_plugin_is_visible_in_the_lock() {
     let kiln = case("./a.wasm");
     kiln.run_with(["run"]).code(0).stderr_has(&format!(
         "pinned `./a.wasm` to sha256:{} in kiln.lock\n",
-        sha(A.as_bytes())
+        sha(a())
     ));
     kiln.run_with(["run", "--locked"]).code(0);
+    // KILN_HOME holds the compile cache, but not a plugin store.
     assert!(
-        !kiln.path("home").exists(),
+        !kiln.path("home/plugins").exists(),
         "a pipeline of local plugins does not touch the plugin store"
     );
-    std::fs::write(kiln.path("a.wasm"), B).expect("rebuild the plugin");
+    std::fs::write(kiln.path("a.wasm"), b()).expect("rebuild the plugin");
     let diagnostic = locked_diagnostic(&kiln);
     assert_eq!(
         diagnostic["message"],
         format!(
             "`./a.wasm` resolves to `sha256:{}`, but `kiln.lock` pins `sha256:{}`",
-            sha(B.as_bytes()),
-            sha(A.as_bytes())
+            sha(b()),
+            sha(a())
         )
     );
     kiln.run_with(["run", "--locked"])
@@ -380,8 +399,8 @@ fn a_changed_local_plugin_is_visible_in_the_lock() {
         .stderr_has("plugin-lock");
     kiln.run_with(["run"]).code(0).stderr_has(&format!(
         "`./a.wasm` changed: re-pinned sha256:{} → sha256:{} in kiln.lock\n",
-        sha(A.as_bytes()),
-        sha(B.as_bytes())
+        sha(a()),
+        sha(b())
     ));
 }
 
@@ -415,17 +434,7 @@ fn bad_references_and_missing_files_are_diagnostics_at_the_reference() {
         .stderr_is("error: plugin reference `kiln/render`: a bundled plugin needs its major version; write `kiln/render@1`\n");
 }
 
-/// SEAM(lead): a real action component that succeeds and writes an output
-/// (from the wasm or plugins branch, e.g. a test fixture built by
-/// build.rs). Until the merge there is none on this branch.
-fn action_component() -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/plugins/hello-action.wasm");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 #[test]
-#[ignore = "needs kiln-wasm from branch wasm; un-ignore at merge"]
 fn a_plugin_pulled_from_the_registry_runs_and_is_pinned() {
     let registry = Registry::start();
     let reference = registry.reference("acme/hello:1");
@@ -436,7 +445,7 @@ fn a_plugin_pulled_from_the_registry_runs_and_is_pinned() {
         .pipeline(&format!(
             "jobs:\n  hello:\n    steps:\n      - uses: {reference}\n"
         ));
-    std::fs::write(kiln.path("hello.wasm"), action_component()).expect("write component");
+    std::fs::write(kiln.path("hello.wasm"), a()).expect("write component");
     push(&kiln, "hello.wasm", &reference);
     kiln.run_with(["run"])
         .code(0)
@@ -453,7 +462,7 @@ fn inspect_shows_what_kiln_knows_without_running_the_plugin() {
             "no plugins installed in `{}`\n",
             kiln.path("home/plugins").display()
         ));
-    let hex = sha(A.as_bytes());
+    let hex = sha(a());
     let out = kiln.run_with(["plugin", "inspect", "./a.wasm"]);
     out.code(0);
     let facts: Vec<&str> = out.stdout.lines().take(7).collect();
@@ -462,7 +471,7 @@ fn inspect_shows_what_kiln_knows_without_running_the_plugin() {
         [
             "reference   ./a.wasm".to_owned(),
             format!("digest      sha256:{hex}"),
-            "size        8 B".to_owned(),
+            format!("size        {}", size(a())),
             "kind        component".to_owned(),
             format!("source      local ({})", kiln.path("./a.wasm").display()),
             "installed   no".to_owned(),
@@ -497,7 +506,7 @@ fn push_needs_an_oci_reference_and_a_wasm_file() {
 #[test]
 fn an_unreachable_source_names_the_url_and_the_cause() {
     // Port 1 on loopback: nothing listens there.
-    let reference = format!("http://127.0.0.1:1/a.wasm#sha256={}", sha(A.as_bytes()));
+    let reference = format!("http://127.0.0.1:1/a.wasm#sha256={}", sha(a()));
     let kiln = case(&reference);
     let out = kiln.run_with(["plugin", "install", &reference]);
     out.code(2)

@@ -10,7 +10,6 @@ const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/plugi
 const BUILD_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-builds");
 
 #[test]
-#[ignore = "needs kiln-wasm from branch wasm; un-ignore at merge"]
 fn the_rust_and_python_greet_actions_render_the_same_file() {
     let example = Path::new(EXAMPLE);
     let _ = std::fs::remove_dir_all(example.join("out"));

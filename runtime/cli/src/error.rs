@@ -65,3 +65,15 @@ impl CliError {
         EXIT_INVALID
     }
 }
+
+/// An error and its causes on one line: `what: why: deeper why`.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}

@@ -12,6 +12,7 @@
 //! Ctrl-C really stops the run.
 #![warn(missing_docs)]
 
+pub mod action;
 pub mod artifacts;
 mod backoff;
 mod context;
@@ -30,14 +31,16 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+pub use action::{ActionExecutor, ActionExit, ActionRequest};
 pub use artifacts::ArtifactStore;
 pub use deploy::{DeployRequest, Deployer};
 pub use event::{Event, JobResult, RunId, RunResult, StepResult, Stream};
 pub use executor::{
-    ContainerRequest, Executor, JobRequest, Placement, Routed, ServiceRequest, StepControl,
-    StepExit, StepRequest,
+    BoxFuture, ContainerRequest, Executor, JobRequest, OutputSender, Placement, Routed,
+    ServiceRequest, StepControl, StepExit, StepRequest,
 };
 pub use process::ProcessExecutor;
 
@@ -64,6 +67,8 @@ pub struct RunOptions {
     pub artifacts: Option<std::sync::Arc<dyn ArtifactStore>>,
     /// Carries out `deploy:` jobs; without one they fail with a message.
     pub deployer: Option<std::sync::Arc<dyn Deployer>>,
+    /// Runs `uses:` steps; without one they fail with a clear message.
+    pub actions: Option<Arc<dyn ActionExecutor>>,
 }
 
 impl RunOptions {
@@ -79,6 +84,7 @@ impl RunOptions {
             temp_root: None,
             artifacts: None,
             deployer: None,
+            actions: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use kiln_pipeline::expr::{Context, Expr, Status, Template};
 use kiln_pipeline::{Job, Step, StepAction};
+
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant as Deadline;
@@ -24,6 +25,7 @@ use crate::outputs;
 use crate::run::Shared;
 
 mod transfer;
+mod uses;
 
 /// Why an attempt did not succeed, for the retry decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,14 +294,15 @@ impl<'a> StepRunner<'a> {
                 shell,
                 working_directory,
             } => (script, shell, working_directory),
-            StepAction::Uses { reference, .. } => {
-                self.note(
-                    index,
-                    &format!(
-                        "`uses: {reference}` needs the WASI plugin runtime (issue #3), which this build of kiln does not have yet"
-                    ),
-                );
-                return (StepResult::InfrastructureError, None, Vec::new());
+            StepAction::Uses {
+                reference,
+                with,
+                permissions,
+                ..
+            } => {
+                return self
+                    .execute_uses(index, step, reference, with, permissions)
+                    .await;
             }
             StepAction::UploadArtifact { name, path } => {
                 return (self.upload_step(index, name, path).await, None, Vec::new());
@@ -448,6 +451,15 @@ impl<'a> StepRunner<'a> {
         })
     }
 
+    /// The earlier of the step's timeout and the job's deadline.
+    fn step_deadline(&self, step: &Step) -> Option<Deadline> {
+        let step_deadline = step.timeout.map(|t| Deadline::now() + t);
+        match (step_deadline, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Runs the request, streaming masked lines, enforcing step and job
     /// deadlines and the run's stop.
     async fn drive(
@@ -456,11 +468,43 @@ impl<'a> StepRunner<'a> {
         step: &Step,
         start: impl FnOnce(OutputSender, StepControl) -> BoxFuture<'static, StepExit>,
     ) -> (StepResult, Option<i32>) {
-        let step_deadline = step.timeout.map(|t| Deadline::now() + t);
-        let deadline = match (step_deadline, self.deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = self.step_deadline(step);
+        let (stopped_by, status) = self.supervise(index, deadline, start).await;
+        if let Some(result) = stopped_by {
+            let what = match result {
+                StepResult::TimedOut => "timed out",
+                _ => "was cancelled",
+            };
+            self.note(index, &format!("step {what}; its processes were stopped"));
+            let code = match status {
+                StepExit::Exited(code) => Some(code),
+                _ => None,
+            };
+            return (result, code);
+        }
+        match status {
+            StepExit::Exited(0) => (StepResult::Success, Some(0)),
+            StepExit::Exited(code) => (StepResult::Failed, Some(code)),
+            StepExit::Signaled(signal) => {
+                self.note(index, &format!("step killed by signal {signal}"));
+                (StepResult::Failed, None)
+            }
+            StepExit::Infrastructure(message) => {
+                self.note(index, &message);
+                (StepResult::InfrastructureError, None)
+            }
+        }
+    }
+
+    /// Starts a unit of work (a script or a plugin), streams its masked
+    /// output lines, and stops it at `deadline` or when the run stops.
+    /// Returns why it was stopped, if it was, and what it returned.
+    async fn supervise<T>(
+        &self,
+        index: usize,
+        deadline: Option<Deadline>,
+        start: impl FnOnce(OutputSender, StepControl) -> BoxFuture<'static, T>,
+    ) -> (Option<StepResult>, T) {
         let stop = CancellationToken::new();
         let control = StepControl {
             stop: stop.clone(),
@@ -513,30 +557,13 @@ impl<'a> StepRunner<'a> {
         {
             splitter.finish(masker, |l| emit(stream, l));
         }
-        if let Some(result) = stopped_by {
-            let what = match result {
-                StepResult::TimedOut => "timed out",
-                _ => "was cancelled",
-            };
-            self.note(index, &format!("step {what}; its processes were stopped"));
-            let code = match status {
-                StepExit::Exited(code) => Some(code),
-                _ => None,
-            };
-            return (result, code);
+        // A unit that ended after its deadline timed out, even when it ended
+        // before the timer branch above ran (a host interrupting its guest at
+        // the deadline, a busy runtime polling timers late).
+        if stopped_by.is_none() && deadline.is_some_and(|d| d <= Deadline::now()) {
+            stopped_by = Some(StepResult::TimedOut);
         }
-        match status {
-            StepExit::Exited(0) => (StepResult::Success, Some(0)),
-            StepExit::Exited(code) => (StepResult::Failed, Some(code)),
-            StepExit::Signaled(signal) => {
-                self.note(index, &format!("step killed by signal {signal}"));
-                (StepResult::Failed, None)
-            }
-            StepExit::Infrastructure(message) => {
-                self.note(index, &message);
-                (StepResult::InfrastructureError, None)
-            }
-        }
+        (stopped_by, status)
     }
 
     /// Renders a `deploy:` job's templates and drives its rollout like a

@@ -123,7 +123,9 @@ pub(crate) struct Step {
     pub shell: Option<Text>,
     pub working_directory: Option<Text>,
     pub with: Vec<Pair>,
+    pub with_key: Option<Span>,
     pub permissions: Permissions,
+    pub permissions_key: Option<Span>,
 }
 
 /// One `services:` entry, as written.

@@ -34,6 +34,7 @@ pub use diagnostic::{Diagnostic, LoadError, Severity};
 pub use plan::{
     ArtifactSpec, CacheSpec, Deploy, DeployRun, DeployTarget, FsAccess, Job, JobId, Permissions,
     Plan, PluginUse, ProxyConfig, Readiness, RetryOn, RetryPolicy, Step, StepAction, Sticky,
+    UsesSpans,
 };
 pub use select::SelectError;
 pub use source::{SourceFile, Span};

@@ -159,6 +159,8 @@ pub enum StepAction {
         with: Vec<(String, Template)>,
         /// Capabilities granted to the component.
         permissions: Permissions,
+        /// Where the parts were written, for diagnostics about the plugin.
+        spans: UsesSpans,
     },
     /// The seed's `artifact: PATH`: uploads the file or directory at `PATH`
     /// as artifact `name` (derived from the path) when the step runs.
@@ -187,6 +189,20 @@ pub enum StepAction {
         /// What the user should know (which feature delivers it).
         message: String,
     },
+}
+
+/// Source positions of a `uses:` step, so a plugin host can point at the
+/// reference, an input or the grants when the plugin disagrees with them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsesSpans {
+    /// The `uses:` value.
+    pub reference: Span,
+    /// Each `with:` key, in the order written.
+    pub with: Vec<(String, Span)>,
+    /// The `with:` key itself, if present.
+    pub with_key: Option<Span>,
+    /// The `permissions:` key, if present.
+    pub permissions: Option<Span>,
 }
 
 /// Capabilities a pipeline grants a `uses:` step.

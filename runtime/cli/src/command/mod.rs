@@ -11,7 +11,7 @@ pub(crate) mod validate;
 
 use std::collections::BTreeMap;
 
-use kiln_pipeline::{LoadOptions, Loaded, SourceFile};
+use kiln_pipeline::{Diagnostic, LoadOptions, Loaded, SourceFile};
 
 use crate::error::CliError;
 use crate::locate::Located;
@@ -59,6 +59,45 @@ pub(crate) fn load_for_use(
         crate::diagnostics::render(&source, &loaded.warnings, crate::style::Palette::stderr())
     );
     Ok((source, loaded))
+}
+
+/// Loads and checks the plugins of a plan that is about to run, from the
+/// components resolution verified: a plugin that cannot run is an error;
+/// warnings go to stderr.
+pub(crate) fn prepare_plugins(
+    source: &SourceFile,
+    plan: &kiln_pipeline::Plan,
+    located: &Located,
+    components: &plugin::pipeline::Components,
+) -> Result<Option<std::sync::Arc<kiln_wasm::WasmActions>>, CliError> {
+    let prepared = crate::plugins::prepare(plan, &located.workspace, components);
+    let (errors, warnings) = split(prepared.diagnostics);
+    if !errors.is_empty() {
+        let mut diagnostics = warnings;
+        diagnostics.extend(errors);
+        return Err(invalid(source.clone(), diagnostics));
+    }
+    eprint!(
+        "{}",
+        crate::diagnostics::render(source, &warnings, crate::style::Palette::stderr())
+    );
+    Ok(prepared.actions)
+}
+
+/// Errors and warnings apart.
+pub(crate) fn split(diagnostics: Vec<Diagnostic>) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    diagnostics
+        .into_iter()
+        .partition(|d| d.severity == kiln_pipeline::Severity::Error)
+}
+
+/// A pipeline whose diagnostics include errors, sorted by position.
+pub(crate) fn invalid(source: SourceFile, mut diagnostics: Vec<Diagnostic>) -> CliError {
+    diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
+    CliError::Load(kiln_pipeline::LoadError {
+        source_file: source,
+        diagnostics,
+    })
 }
 
 /// The process environment, skipping names or values that are not UTF-8.

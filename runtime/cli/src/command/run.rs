@@ -46,11 +46,11 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
     } else {
         kiln_fetch::Mode::Update
     };
-    // Every plugin is fetched, verified and checked against kiln.lock
-    // before anything runs: a digest mismatch never starts a step.
-    // SEAM(lead): hand `_components` (reference → verified bytes + SHA-256)
-    // to kiln-wasm's executor instead of its local-path resolver.
-    let _components = super::plugin::pipeline::resolve(&plan, &source, &located, mode)?;
+    // Every plugin is fetched, verified and checked against kiln.lock,
+    // then loaded and checked against its steps, before anything runs: a
+    // digest mismatch or an ungranted capability never starts a step.
+    let components = super::plugin::pipeline::resolve(&plan, &source, &located, mode)?;
+    let actions = super::prepare_plugins(&source, &plan, &located, &components)?;
 
     let state = locate::state_dir(state_dir, Some(&located));
     let mut store = Store::open(&state)?;
@@ -104,6 +104,7 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
             state,
             owner,
             sweep: containers,
+            actions,
         },
         to_consumer,
     ));
@@ -134,6 +135,8 @@ struct EngineInput {
     owner: kiln_docker::Owner,
     /// Leftovers of finished runs to remove, when the plan uses containers.
     sweep: Option<Sweep>,
+    /// Runs the `uses:` steps (`None`: the plan has none).
+    actions: Option<std::sync::Arc<kiln_wasm::WasmActions>>,
 }
 
 /// The start-up sweep: containers of `state` whose run is `finished`.
@@ -262,6 +265,7 @@ async fn engine_run(
         state,
         owner,
         sweep,
+        actions,
     } = input;
     let mut options = kiln_engine::RunOptions::new(run_id, workspace);
     if let Some(parallelism) = parallelism {
@@ -272,6 +276,7 @@ async fn engine_run(
     }
     options.secrets = secrets;
     options.vars = vars;
+    options.actions = actions.map(|a| a as std::sync::Arc<dyn kiln_engine::ActionExecutor>);
     options.deployer = Some(std::sync::Arc::new(super::deploy::CliDeployer::new(
         state.clone(),
     )));

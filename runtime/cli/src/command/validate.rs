@@ -17,6 +17,24 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
         Ok(loaded) => with_plugin_checks(loaded, &source, &located, args.locked)?,
         Err(err) => Err(err),
     };
+    let loaded = loaded.and_then(|mut loaded| {
+        // Capabilities and inputs are checked against the components that
+        // need no network (local files, bundled plugins); remote ones are
+        // checked when `kiln run` has fetched them.
+        let components = super::plugin::pipeline::fetch_offline(&loaded.plan, &source, &located);
+        let prepared = crate::plugins::prepare(&loaded.plan, &located.workspace, &components);
+        let (errors, warnings) = super::split(prepared.diagnostics);
+        loaded.warnings.extend(warnings);
+        if errors.is_empty() {
+            return Ok(loaded);
+        }
+        let mut diagnostics = loaded.warnings;
+        diagnostics.extend(errors);
+        match super::invalid(source.clone(), diagnostics) {
+            CliError::Load(err) => Err(err),
+            _ => unreachable!("invalid() builds a load error"),
+        }
+    });
     match loaded {
         Ok(loaded) => {
             if args.json {

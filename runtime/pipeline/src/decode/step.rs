@@ -53,7 +53,9 @@ impl Decoder {
             shell: None,
             working_directory: None,
             with: Vec::new(),
+            with_key: None,
             permissions: Permissions::default(),
+            permissions_key: None,
         };
         let mut spellings = Spellings::default();
         let mut actions: Vec<&str> = Vec::new();
@@ -104,8 +106,14 @@ impl Decoder {
                         step.working_directory = self.text(v, &k.name);
                     }
                 }
-                "with" => step.with = self.pairs(v, "with"),
-                "permissions" => step.permissions = self.permissions(v),
+                "with" => {
+                    step.with_key = Some(k.span);
+                    step.with = self.pairs(v, "with");
+                }
+                "permissions" => {
+                    step.permissions_key = Some(k.span);
+                    step.permissions = self.permissions(v);
+                }
                 "env" | "environment" => {
                     if spellings.claim(self, "env", k) {
                         step.env = self.pairs(v, &k.name);

@@ -11,7 +11,7 @@ use crate::ast::{self, Pair, StepKind};
 use crate::diagnostic::Diagnostic;
 use crate::expr::Template;
 use crate::matrix::{self, Combination};
-use crate::plan::{ArtifactSpec, CacheSpec, Job, JobId, Step, StepAction};
+use crate::plan::{ArtifactSpec, CacheSpec, Job, JobId, Step, StepAction, UsesSpans};
 use crate::yaml::LineIndex;
 use scope::Scope;
 use text::{Texts, Visible};
@@ -318,6 +318,16 @@ fn lower_step(
                     reference: reference.value.clone(),
                     with,
                     permissions: step.permissions.clone(),
+                    spans: UsesSpans {
+                        reference: reference.span,
+                        with: step
+                            .with
+                            .iter()
+                            .map(|p| (p.name.clone(), p.name_span))
+                            .collect(),
+                        with_key: step.with_key,
+                        permissions: step.permissions_key,
+                    },
                 },
                 reference.value.clone(),
             )

@@ -307,6 +307,7 @@ fn uses_steps_keep_inputs_and_permissions() {
         reference,
         with,
         permissions,
+        spans,
     } = &p.jobs[0].steps[0].action
     else {
         panic!()
@@ -317,5 +318,15 @@ fn uses_steps_keep_inputs_and_permissions() {
     assert_eq!(permissions.fs, crate::FsAccess::Write);
     assert_eq!(permissions.network, ["127.0.0.1:9000"]);
     assert_eq!(permissions.secrets, ["TOKEN"]);
+    assert_eq!((spans.reference.line, spans.reference.col), (4, 15));
+    assert_eq!(
+        spans
+            .with
+            .iter()
+            .map(|(k, s)| (k.as_str(), s.line, s.col))
+            .collect::<Vec<_>>(),
+        [("url", 5, 17), ("n", 5, 47)]
+    );
+    assert_eq!(spans.permissions.map(|s| (s.line, s.col)), Some((6, 9)));
     assert_eq!(p.jobs[0].steps[0].name, "kiln/notify@1");
 }

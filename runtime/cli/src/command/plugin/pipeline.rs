@@ -56,6 +56,30 @@ pub(crate) fn check(plan: &Plan, source: &SourceFile) -> Vec<Diagnostic> {
 /// The verified components of a pipeline, by reference as written.
 pub(crate) type Components = BTreeMap<String, Component>;
 
+/// The components of `plan` that resolve without a network, a store or the
+/// lock: local files and bundled plugins (for `kiln validate`). References
+/// that do not resolve are left out; loading reports them.
+pub(crate) fn fetch_offline(plan: &Plan, source: &SourceFile, located: &Located) -> Components {
+    let client = kiln_fetch::Client::new();
+    let resolver = Resolver::without_store(&client, super::bundled(), &located.workspace);
+    let mut components = Components::new();
+    for (text, _) in uses_steps(plan, source) {
+        let Ok(reference) = Reference::parse(&text) else {
+            continue;
+        };
+        if !matches!(
+            reference,
+            Reference::Local { .. } | Reference::Bundled { .. }
+        ) {
+            continue;
+        }
+        if let Ok(component) = resolver.fetch(&reference) {
+            components.insert(text, component);
+        }
+    }
+    components
+}
+
 /// Resolves every `uses:` of `plan` against `kiln.lock` beside the
 /// pipeline, writing new pins unless `mode` is [`Mode::Locked`]. Every
 /// problem is returned at once, as diagnostics; on any problem the lock is

@@ -1,0 +1,305 @@
+//! `uses:` steps: [`WasmActions`] is the engine's [`ActionExecutor`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kiln_engine::{
+    ActionExecutor, ActionExit, ActionRequest, BoxFuture, OutputSender, StepControl, Stream,
+};
+use kiln_pipeline::FsAccess;
+use wasmtime::component::ResourceTable;
+
+use crate::artifacts::ArtifactAccess;
+use crate::bindings::v0_1::action::kiln::plugin::action_types::{ActionError, Context};
+use crate::bindings::v0_1::types::KeyValue;
+use crate::output::Pipe;
+use crate::runtime::{Plugin, Pre, Runtime};
+use crate::sandbox::{NetworkGrant, Sandbox, WORKSPACE_GUEST_PATH};
+use crate::state::HostState;
+use crate::trap::{self, Interrupted};
+
+/// The plugin steps of one run: loaded components by `uses:` reference.
+pub struct WasmActions {
+    runtime: Arc<Runtime>,
+    plugins: HashMap<String, Arc<Plugin>>,
+    artifacts: Arc<dyn ArtifactAccess>,
+    resolver: Option<Arc<Resolver>>,
+    guests: Guests,
+}
+
+/// The threads guests run on. A guest computes until an epoch tick makes
+/// it yield; on the engine's own (single) thread that would delay every
+/// other job's output and timers, so guests get a runtime of their own.
+struct Guests(Option<tokio::runtime::Runtime>);
+
+impl Guests {
+    fn new() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("kiln-wasm-guest")
+            .enable_all()
+            .build()
+            .ok();
+        Self(runtime)
+    }
+}
+
+impl Drop for Guests {
+    fn drop(&mut self) {
+        // Dropped from inside the engine's runtime: must not block there.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Finds a reference's bytes and digest when the step runs (a component
+/// an earlier job built).
+pub type Resolver = dyn Fn(&str) -> Result<(Vec<u8>, String), String> + Send + Sync;
+
+impl std::fmt::Debug for WasmActions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmActions")
+            .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmActions {
+    /// Plugin steps run on `runtime` with `artifacts` behind the
+    /// `artifacts` import.
+    pub fn new(runtime: Arc<Runtime>, artifacts: Arc<dyn ArtifactAccess>) -> Self {
+        Self {
+            runtime,
+            plugins: HashMap::new(),
+            artifacts,
+            resolver: None,
+            guests: Guests::new(),
+        }
+    }
+
+    /// Loads references that were not inserted when their step runs.
+    pub fn with_resolver(
+        mut self,
+        resolver: impl Fn(&str) -> Result<(Vec<u8>, String), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.resolver = Some(Arc::new(resolver));
+        self
+    }
+
+    /// Makes `plugin` the component run for `uses: <reference>`.
+    pub fn insert(&mut self, reference: impl Into<String>, plugin: Arc<Plugin>) {
+        self.plugins.insert(reference.into(), plugin);
+    }
+}
+
+impl ActionExecutor for WasmActions {
+    fn run_action(
+        &self,
+        request: ActionRequest,
+        output: OutputSender,
+        control: StepControl,
+    ) -> BoxFuture<'static, ActionExit> {
+        let plugin = self.plugins.get(&request.reference).cloned();
+        let runtime = self.runtime.clone();
+        let artifacts = self.artifacts.clone();
+        let resolver = self.resolver.clone();
+        let step = async move {
+            let plugin = match plugin {
+                Some(plugin) => plugin,
+                None => match load_late(&runtime, resolver.as_deref(), &request).await {
+                    Ok(plugin) => plugin,
+                    Err(exit) => return exit,
+                },
+            };
+            run(&runtime, &plugin, request, output, control, artifacts).await
+        };
+        let Some(guests) = &self.guests.0 else {
+            return Box::pin(step);
+        };
+        let task = guests.spawn(step);
+        Box::pin(async move {
+            // A panic in host code fails this step only.
+            task.await.unwrap_or_else(|e| {
+                ActionExit::Infrastructure(format!("the plugin host failed running this step: {e}"))
+            })
+        })
+    }
+}
+
+/// Loads a plugin that did not exist before the run, and checks its
+/// capabilities against the grants as `kiln validate` would have.
+async fn load_late(
+    runtime: &Runtime,
+    resolver: Option<&Resolver>,
+    request: &ActionRequest,
+) -> Result<Arc<Plugin>, ActionExit> {
+    let reference = &request.reference;
+    let Some(resolver) = resolver else {
+        return Err(ActionExit::Infrastructure(format!(
+            "plugin `{reference}` was not loaded before the run"
+        )));
+    };
+    let (bytes, digest) = resolver(reference).map_err(ActionExit::Failed)?;
+    let plugin = runtime
+        .load(reference, &bytes, &digest)
+        .await
+        .map_err(|e| ActionExit::Failed(chain(&e)))?;
+    if let Some(gap) = plugin.metadata.ungranted(&request.permissions).first() {
+        return Err(ActionExit::Failed(format!(
+            "plugin `{reference}` needs {}, which this step does not grant: {}",
+            gap.what, gap.fix
+        )));
+    }
+    Ok(plugin)
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
+async fn run(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    request: ActionRequest,
+    output: OutputSender,
+    control: StepControl,
+    artifacts: Arc<dyn ArtifactAccess>,
+) -> ActionExit {
+    let Pre::Action(pre) = &plugin.pre else {
+        return ActionExit::Infrastructure(format!(
+            "plugin `{}` is a `{}` component, not an action",
+            plugin.reference,
+            plugin.world.name()
+        ));
+    };
+    let inputs = match inputs(plugin, &request.inputs) {
+        Ok(inputs) => inputs,
+        Err(message) => return ActionExit::Failed(message),
+    };
+    let entries = request.permissions.network.clone();
+    let network = match tokio::task::spawn_blocking(move || NetworkGrant::resolve(&entries)).await {
+        Ok(Ok(network)) => network,
+        Ok(Err(message)) => return ActionExit::Failed(message),
+        Err(e) => {
+            return ActionExit::Infrastructure(format!("cannot resolve the network grant: {e}"));
+        }
+    };
+    let limit = runtime.limits.output;
+    let stdout = Pipe::new(Stream::Stdout, output.clone(), limit);
+    let stderr = Pipe::new(Stream::Stderr, output, limit);
+    let fs = request.permissions.fs;
+    let workspace = (fs != FsAccess::None).then_some(request.workspace.as_path());
+    let wasi = Sandbox {
+        permissions: &request.permissions,
+        workspace,
+        env: &request.env,
+        network,
+        stdout: stdout.clone(),
+        stderr: stderr.clone(),
+    }
+    .build();
+    let wasi = match wasi {
+        Ok(wasi) => wasi,
+        Err(message) => return ActionExit::Infrastructure(message),
+    };
+    let state = HostState {
+        wasi,
+        table: ResourceTable::new(),
+        limits: runtime.store_limits(),
+        log: Some(stderr.clone()),
+        secrets: request.secrets,
+        artifacts,
+        job: request.job.clone(),
+        workspace: (fs != FsAccess::None).then(|| (request.workspace.clone(), fs)),
+    };
+    // The guest is interrupted at the deadline by the epoch callback, to
+    // the tick, even when the engine's timer runs late; the engine reports
+    // any step that ended past its deadline as timed out.
+    let mut store = runtime.store(
+        state,
+        request.deadline,
+        Some((control.stop.clone(), control.kill.clone())),
+    );
+    let context = Context {
+        inputs: inputs
+            .into_iter()
+            .map(|(key, value)| KeyValue { key, value })
+            .collect(),
+        workspace: (fs != FsAccess::None).then(|| WORKSPACE_GUEST_PATH.to_owned()),
+        job: request.job,
+        step: request.step_name,
+        run_id: u64::try_from(request.run_id).unwrap_or_default(),
+    };
+    let explain = |e: wasmtime::Error| {
+        if e.downcast_ref::<Interrupted>().is_some() {
+            // The engine reports the timeout or cancellation itself.
+            return ActionExit::Failed(Interrupted.to_string());
+        }
+        ActionExit::Failed(format!(
+            "plugin `{}` failed: {}",
+            plugin.reference,
+            trap::explain(&e, runtime.limits.memory)
+        ))
+    };
+    let instance = match pre.instantiate_async(&mut store).await {
+        Ok(instance) => instance,
+        Err(e) => return explain(e),
+    };
+    let result = match instance.call_run(&mut store, &context).await {
+        Ok(result) => result,
+        Err(e) => return explain(e),
+    };
+    for pipe in [&stdout, &stderr] {
+        if pipe.truncated() {
+            return ActionExit::Failed(format!(
+                "plugin `{}` wrote more than {} bytes to {}; the rest was discarded",
+                plugin.reference,
+                pipe.limit(),
+                pipe.name()
+            ));
+        }
+    }
+    match result {
+        Ok(outputs) => {
+            ActionExit::Success(outputs.into_iter().map(|kv| (kv.key, kv.value)).collect())
+        }
+        Err(ActionError::InvalidInput(message)) => ActionExit::Failed(format!(
+            "plugin `{}` rejected its inputs: {message}",
+            plugin.reference
+        )),
+        Err(ActionError::Failed(message)) => {
+            ActionExit::Failed(format!("plugin `{}` failed: {message}", plugin.reference))
+        }
+    }
+}
+
+/// `with:` inputs with the metadata's defaults filled in; a missing
+/// required one is an error (validate reports it earlier, with a span).
+fn inputs(plugin: &Plugin, given: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+    let mut inputs = given.to_vec();
+    for spec in &plugin.metadata.inputs {
+        if given.iter().any(|(k, _)| *k == spec.name) {
+            continue;
+        }
+        match &spec.default {
+            Some(default) => inputs.push((spec.name.clone(), default.clone())),
+            None if spec.required => {
+                return Err(format!(
+                    "plugin `{}` needs input `{}`: add it under `with:`",
+                    plugin.reference, spec.name
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(inputs)
+}

@@ -1,0 +1,151 @@
+//! What a plugin says about itself (`metadata()`), in host types that do
+//! not depend on the WIT version it was built against.
+
+use crate::bindings::v0_1::types as wit;
+
+/// A plugin's self-description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// Short name, e.g. `render`.
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// One line for `kiln plugin inspect`.
+    pub description: String,
+    /// Inputs it accepts under `with:`.
+    pub inputs: Vec<InputSpec>,
+    /// Outputs it may return.
+    pub outputs: Vec<OutputSpec>,
+    /// What the pipeline must grant under `permissions:`.
+    pub capabilities: Vec<Capability>,
+}
+
+/// One input under `with:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputSpec {
+    /// The key.
+    pub name: String,
+    /// What it means.
+    pub description: String,
+    /// Whether `with:` must set it.
+    pub required: bool,
+    /// Used when `with:` does not set it.
+    pub default: Option<String>,
+}
+
+/// One output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    /// The key (`steps.<id>.outputs.<key>`).
+    pub name: String,
+    /// What it means.
+    pub description: String,
+}
+
+/// One capability a plugin needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Capability {
+    /// `permissions.fs: read`, or `write` when `write` is true.
+    Fs {
+        /// Write access is needed.
+        write: bool,
+    },
+    /// `permissions.network` with at least one `host:port`; the text says
+    /// what the plugin connects to.
+    Network(String),
+    /// `permissions.env` naming this variable.
+    Env(String),
+    /// `permissions.secrets` naming this secret.
+    Secret(String),
+}
+
+impl From<wit::Metadata> for Metadata {
+    fn from(m: wit::Metadata) -> Self {
+        Self {
+            name: m.name,
+            version: m.version,
+            description: m.description,
+            inputs: m
+                .inputs
+                .into_iter()
+                .map(|i| InputSpec {
+                    name: i.name,
+                    description: i.description,
+                    required: i.required,
+                    default: i.default,
+                })
+                .collect(),
+            outputs: m
+                .outputs
+                .into_iter()
+                .map(|o| OutputSpec {
+                    name: o.name,
+                    description: o.description,
+                })
+                .collect(),
+            capabilities: m
+                .capabilities
+                .into_iter()
+                .map(|c| match c {
+                    wit::Capability::Fs(access) => Capability::Fs {
+                        write: matches!(access, wit::FsAccess::Write),
+                    },
+                    wit::Capability::Network(what) => Capability::Network(what),
+                    wit::Capability::Env(name) => Capability::Env(name),
+                    wit::Capability::Secret(name) => Capability::Secret(name),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A capability the plugin declares and the step does not grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ungranted {
+    /// What is needed, e.g. ``the secret `TOKEN` ``.
+    pub what: String,
+    /// How to grant it, e.g. ``add `secrets: [TOKEN]` under `permissions:` ``.
+    pub fix: String,
+}
+
+impl Metadata {
+    /// Every declared capability `grants` does not cover, in declaration
+    /// order.
+    pub fn ungranted(&self, grants: &kiln_pipeline::Permissions) -> Vec<Ungranted> {
+        use kiln_pipeline::FsAccess;
+        let gap = |what: String, fix: String| Some(Ungranted { what, fix });
+        self.capabilities
+            .iter()
+            .filter_map(|need| match need {
+                Capability::Fs { write: false } if grants.fs == FsAccess::None => gap(
+                    "read access to the workspace".into(),
+                    "set `fs: read` under `permissions:`".into(),
+                ),
+                Capability::Fs { write: true } if grants.fs != FsAccess::Write => gap(
+                    "write access to the workspace".into(),
+                    "set `fs: write` under `permissions:`".into(),
+                ),
+                Capability::Network(what) if grants.network.is_empty() => gap(
+                    format!("network access ({what})"),
+                    "add `network: [\"host:port\"]` under `permissions:`".into(),
+                ),
+                Capability::Env(var) if !grants.env.iter().any(|g| g == var) => gap(
+                    format!("the environment variable `{var}`"),
+                    format!("add `env: [{var}]` under `permissions:`"),
+                ),
+                Capability::Secret(secret)
+                    if !grants
+                        .secrets
+                        .iter()
+                        .any(|g| g.eq_ignore_ascii_case(secret)) =>
+                {
+                    gap(
+                        format!("the secret `{secret}`"),
+                        format!("add `secrets: [{secret}]` under `permissions:`"),
+                    )
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,148 @@
+//! Bounded stdout/stderr: guest output goes straight into the engine's
+//! output channel (which splits lines and masks secrets); past the limit the
+//! rest is discarded after one marker line, so a flood never grows the
+//! runner's memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use kiln_engine::{OutputSender, Stream};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// One guest output stream with its byte budget.
+#[derive(Clone)]
+pub(crate) struct Pipe {
+    inner: Arc<PipeState>,
+}
+
+struct PipeState {
+    stream: Stream,
+    sender: OutputSender,
+    limit: usize,
+    written: AtomicUsize,
+    truncated: AtomicBool,
+}
+
+impl Pipe {
+    pub(crate) fn new(stream: Stream, sender: OutputSender, limit: usize) -> Self {
+        Self {
+            inner: Arc::new(PipeState {
+                stream,
+                sender,
+                limit,
+                written: AtomicUsize::new(0),
+                truncated: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Sends `bytes` within the budget; returns whether all of it fitted.
+    pub(crate) fn send(&self, bytes: &[u8]) -> bool {
+        let s = &self.inner;
+        if s.truncated.load(Ordering::Relaxed) {
+            return false;
+        }
+        let before = s.written.fetch_add(bytes.len(), Ordering::Relaxed);
+        let room = s.limit.saturating_sub(before);
+        if bytes.len() <= room {
+            // A closed receiver means the step is over; dropping is right.
+            let _ = s.sender.send((s.stream, bytes.to_vec()));
+            return true;
+        }
+        if !s.truncated.swap(true, Ordering::Relaxed) {
+            let mut chunk = bytes[..room].to_vec();
+            chunk.extend_from_slice(
+                format!(
+                    "\n[kiln: {} truncated: the plugin wrote more than {} bytes; the rest is discarded]\n",
+                    self.name(),
+                    s.limit
+                )
+                .as_bytes(),
+            );
+            let _ = s.sender.send((s.stream, chunk));
+        }
+        false
+    }
+
+    /// Whether the budget ran out.
+    pub(crate) fn truncated(&self) -> bool {
+        self.inner.truncated.load(Ordering::Relaxed)
+    }
+
+    /// `stdout` or `stderr`.
+    pub(crate) fn name(&self) -> &'static str {
+        match self.inner.stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+
+    /// The byte budget.
+    pub(crate) fn limit(&self) -> usize {
+        self.inner.limit
+    }
+}
+
+impl IsTerminal for Pipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for Pipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Pipe {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for Pipe {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        // Past the limit the guest keeps running; its writes go nowhere.
+        self.send(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for Pipe {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.send(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,331 @@
+//! `uses:` steps end to end: real components (built from
+//! `tests/plugins/guests` by `kiln-test-plugins`), the real sandbox.
+
+use std::io::Read;
+use std::path::Path;
+
+use kiln_test_plugins as plugins;
+
+use crate::support::Kiln;
+
+/// A case with `plugin` copied into its directory as `name`, and a private
+/// compile cache (`KILN_HOME`) shared by the suite so each component is
+/// compiled once.
+fn with_plugins(plugins: &[(&str, &str)]) -> Kiln {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-home");
+    let kiln = Kiln::new().env("KILN_HOME", home.to_str().unwrap());
+    for (name, path) in plugins {
+        std::fs::copy(path, kiln.path(name)).expect("copy plugin");
+    }
+    kiln
+}
+
+#[test]
+fn plugin_outputs_inputs_defaults_secrets_and_env_reach_the_pipeline() {
+    let kiln = with_plugins(&[("echo.wasm", plugins::ECHO)])
+        .pipeline(
+            "jobs:\n  greet:\n    steps:\n      - id: e\n        uses: ./echo.wasm\n        with: { message: \"${{ vars.who }}\" }\n        \
+             permissions: { fs: write, secrets: [TOKEN], env: [SUFFIX] }\n      - run: echo \"step saw ${{ steps.e.outputs.said }}\"\n  \
+             after:\n    needs: [greet]\n    steps:\n      - run: echo \"job saw ${{ needs.greet.outputs.said }}\"\n",
+        )
+        .env("SUFFIX", "!")
+        .env("NOT_GRANTED", "x");
+    let out = kiln.run_with([
+        "run",
+        "--var",
+        "who=world",
+        "--secret",
+        "TOKEN=s3cr3t-value",
+    ]);
+    out.code(0)
+        .stdout_has("[greet] hello, world!\n")
+        .stdout_has("[greet] warning: careful\n")
+        .stdout_has("[greet] progress 100%: almost\n")
+        .stdout_has("[greet] token is ***\n")
+        .stdout_has("[greet] stdout line from ./echo.wasm in greet\n")
+        .stdout_has("[greet] step saw hello, world!\n")
+        .stdout_has("[after] job saw hello, world!\n")
+        .never_shows("s3cr3t-value");
+    assert_eq!(kiln.read("echo.txt"), "hello, world!");
+}
+
+#[test]
+fn a_plugin_error_fails_its_step_with_the_plugins_message() {
+    with_plugins(&[("echo.wasm", plugins::ECHO)])
+        .pipeline(
+            "jobs:\n  a:\n    steps:\n      - uses: ./echo.wasm\n        with: { message: fail }\n        \
+             permissions: { fs: write, secrets: [TOKEN], env: [SUFFIX] }\n",
+        )
+        .args(["run"])
+        .run()
+        .code(1)
+        .stdout_has("[a] kiln: plugin `./echo.wasm` failed: asked to fail\n");
+}
+
+/// One job per attack; each fails alone, with its own message, and the
+/// well-behaved jobs beside them succeed.
+#[test]
+fn hostile_plugins_fail_only_their_own_step() {
+    let job = |name: &str, with: &str| {
+        // Only the loop has a timeout: the others must fail on their own.
+        let timeout = if name == "spin" {
+            "\n        timeout: 1s"
+        } else {
+            ""
+        };
+        format!(
+            "  {name}:\n    steps:\n      - id: s\n        uses: ./hostile.wasm{timeout}\n        with: {with}\n      - if: always()\n        run: echo \"{name} -> ${{{{ steps.s.outputs.result }}}}\"\n"
+        )
+    };
+    let mut yaml = String::from("jobs:\n");
+    for (name, with) in [
+        ("spin", "{ mode: loop }"),
+        ("hoard", "{ mode: memory }"),
+        ("recurse", "{ mode: recursion }"),
+        ("panic", "{ mode: panic }"),
+        ("passwd", "{ mode: read, target: /etc/passwd }"),
+        (
+            "dotdot",
+            "{ mode: read, target: /workspace/../../../etc/passwd }",
+        ),
+        ("symlink", "{ mode: read, target: /workspace/link }"),
+        ("inside", "{ mode: read, target: /workspace/inside.txt }"),
+        ("write", "{ mode: write, target: /workspace/pwned }"),
+        ("connect", "{ mode: connect, target: \"127.0.0.1:9\" }"),
+        ("lookup", "{ mode: lookup, target: \"localhost:80\" }"),
+        ("secret", "{ mode: secret, target: TOKEN }"),
+        ("env", "{ mode: env }"),
+    ] {
+        yaml.push_str(&job(name, with));
+    }
+    let kiln = with_plugins(&[("hostile.wasm", plugins::HOSTILE)])
+        .pipeline(&yaml)
+        .file("inside.txt", "hello\n")
+        .env("KILN_TEST_LEAK", "leaked-value");
+    std::os::unix::fs::symlink("/etc/passwd", kiln.path("link")).unwrap();
+    let out = kiln.run_with(["run", "--secret", "TOKEN=s3cr3t-value", "--jobs", "4"]);
+    out.code(1)
+        .stdout_has("[spin] kiln: step timed out; the plugin was stopped\n")
+        .stdout_has("[hoard] kiln: plugin `./hostile.wasm` failed: the plugin exceeded its memory limit of 256 MiB\n")
+        .stdout_has("[recurse] kiln: plugin `./hostile.wasm` failed: the plugin accessed memory out of bounds (in Rust and C guests usually a stack overflow from deep recursion)\n")
+        .stdout_has("[panic] hostile plugin panics on purpose\n")
+        .stdout_has("[panic] kiln: plugin `./hostile.wasm` failed: the plugin panicked or aborted (wasm `unreachable` executed; its stderr above says why)\n")
+        .stdout_has("[passwd] kiln: plugin `./hostile.wasm` failed: cannot read `/etc/passwd`: No such file or directory (os error 44)\n")
+        .stdout_has("[dotdot] kiln: plugin `./hostile.wasm` failed: cannot read `/workspace/../../../etc/passwd`: Operation not permitted (os error 63)\n")
+        .stdout_has("[symlink] kiln: plugin `./hostile.wasm` failed: cannot read `/workspace/link`: Operation not permitted (os error 63)\n")
+        .stdout_has("[inside] inside -> read 6 bytes of /workspace/inside.txt\n")
+        .stdout_has("[write] kiln: plugin `./hostile.wasm` failed: cannot write `/workspace/pwned`: Operation not permitted (os error 63)\n")
+        .stdout_has("[connect] kiln: plugin `./hostile.wasm` failed: cannot connect to `127.0.0.1:9`: Permission denied (os error 2)\n")
+        .stdout_has("[lookup] kiln: plugin `./hostile.wasm` failed: cannot resolve `localhost:80`: failed to lookup address information: Non-recoverable error\n")
+        .stdout_has("[secret] secret -> no secret TOKEN\n")
+        .stdout_has("[env] env -> env: []\n")
+        .stdout_has("✓ inside succeeded")
+        .stdout_has("✓ secret succeeded")
+        .never_shows("leaked-value")
+        .never_shows("root:x:0:0");
+    assert!(!kiln.path("pwned").exists());
+    // Stopped within the step timeout + 100 ms (the issue's bound).
+    let events = kiln
+        .run_with(["run", "--json", "--job", "spin"])
+        .json_lines();
+    let finished = events
+        .iter()
+        .find(|e| e["type"] == "step_finished" && e["step"] == 0)
+        .expect("step_finished");
+    assert_eq!(finished["result"], "timed_out");
+    let ms = finished["duration"].as_u64().unwrap();
+    assert!(ms < 1100, "stopped after {ms} ms");
+}
+
+#[test]
+fn a_network_grant_allows_exactly_its_address() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut text = String::new();
+        socket.read_to_string(&mut text).unwrap();
+        text
+    });
+    let yaml = format!(
+        "jobs:\n  ok:\n    steps:\n      - id: c\n        uses: ./hostile.wasm\n        with: {{ mode: connect, target: \"{addr}\" }}\n        \
+         permissions: {{ network: [\"{addr}\"] }}\n      - run: echo \"${{{{ steps.c.outputs.result }}}}\"\n  \
+         other-port:\n    steps:\n      - uses: ./hostile.wasm\n        with: {{ mode: connect, target: \"127.0.0.1:{}\" }}\n        \
+         permissions: {{ network: [\"{addr}\"] }}\n",
+        addr.port().wrapping_add(1).max(1)
+    );
+    let out = with_plugins(&[("hostile.wasm", plugins::HOSTILE)])
+        .pipeline(&yaml)
+        .args(["run"])
+        .run();
+    out.code(1)
+        .stdout_has(&format!("[ok] connected to {addr}\n"))
+        .stdout_has(&format!(
+            "[other-port] kiln: plugin `./hostile.wasm` failed: cannot connect to `127.0.0.1:{}`: Permission denied (os error 2)\n",
+            addr.port().wrapping_add(1).max(1)
+        ));
+    assert_eq!(accept.join().unwrap(), "hello from the plugin\n");
+}
+
+#[test]
+fn a_stdout_flood_is_truncated_and_the_runner_stays_small() {
+    let kiln = with_plugins(&[("hostile.wasm", plugins::HOSTILE)]).pipeline(
+        "jobs:\n  flood:\n    steps:\n      - uses: ./hostile.wasm\n        with: { mode: flood }\n  \
+         calm:\n    steps:\n      - run: echo calm\n",
+    );
+    let mut child = kiln
+        .command(["run"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).unwrap();
+        text
+    });
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if let Some(kib) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = child.wait().unwrap();
+    let text = reader.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("[flood] [kiln: stdout truncated: the plugin wrote more than 1048576 bytes; the rest is discarded]\n"));
+    assert!(text.contains("[flood] kiln: plugin `./hostile.wasm` wrote more than 1048576 bytes to stdout; the rest was discarded\n"));
+    assert!(text.contains("[calm] calm\n"));
+    assert!(text.len() < 3 << 20, "{} bytes of output", text.len());
+    // 1 GiB went through; the runner's peak RSS stays far below it.
+    assert!(
+        peak_kib > 0 && peak_kib < 200 * 1024,
+        "peak RSS {peak_kib} KiB"
+    );
+}
+
+#[test]
+fn validate_reports_ungranted_capabilities_and_bad_inputs_with_positions() {
+    let out = with_plugins(&[("echo.wasm", plugins::ECHO)])
+        .pipeline(
+            "jobs:\n  a:\n    steps:\n      - uses: ./echo.wasm\n        with: { mesage: hi }\n        permissions: { fs: read }\n",
+        )
+        .args(["validate", "--json"])
+        .run();
+    out.code(2);
+    let diagnostics: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let summary: Vec<String> = diagnostics
+        .as_array()
+        .or_else(|| diagnostics["diagnostics"].as_array())
+        .unwrap()
+        .iter()
+        .map(|d| {
+            format!(
+                "{}:{} {} {} | {}",
+                d["line"],
+                d["col"],
+                d["code"].as_str().unwrap(),
+                d["message"].as_str().unwrap(),
+                d["help"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "5:9 missing-input plugin `./echo.wasm` needs input `message` (what to say) | add `message: …` under `with:`",
+            "5:17 unknown-input plugin `./echo.wasm` has no input `mesage` | did you mean `message`?",
+            "6:9 ungranted-capability plugin `./echo.wasm` needs write access to the workspace, which this step does not grant | set `fs: write` under `permissions:`",
+            "6:9 ungranted-capability plugin `./echo.wasm` needs the secret `TOKEN`, which this step does not grant | add `secrets: [TOKEN]` under `permissions:`",
+            "6:9 ungranted-capability plugin `./echo.wasm` needs the environment variable `SUFFIX`, which this step does not grant | add `env: [SUFFIX]` under `permissions:`",
+        ]
+    );
+}
+
+#[test]
+fn a_plugin_that_cannot_load_is_a_validate_error_with_a_code_frame() {
+    let kiln = with_plugins(&[
+        ("evil.wasm", plugins::UNKNOWN_IMPORT),
+        ("health.wasm", plugins::HEALTH),
+    ])
+    .file("core.wasm", "\0asm\u{1}\0\0\0")
+    .file("text.wasm", "not wasm at all")
+    .pipeline(
+        "jobs:\n  a:\n    steps:\n      - uses: ./evil.wasm\n      - uses: ./health.wasm\n      - uses: ./core.wasm\n      \
+         - uses: ./text.wasm\n      - uses: kiln/nope@1\n",
+    );
+    let out = kiln.run_with(["validate"]);
+    out.code(2)
+        .stderr_has("plugin `./evil.wasm` imports `kiln:evil/exfil`, which kiln does not provide; plugins may import `kiln:plugin/host`, `kiln:plugin/artifacts` and WASI 0.2")
+        .stderr_has("kiln.yml:4:15")
+        .stderr_has("4 │       - uses: ./evil.wasm")
+        .stderr_has("plugin `./health.wasm` is a `health-check` component; a `uses:` step needs an `action`")
+        .stderr_has("plugin `./core.wasm` is not a WebAssembly component: it is a core WebAssembly module; build it as a component")
+        .stderr_has("plugin `./text.wasm` is not a WebAssembly component: it does not start with the WebAssembly magic bytes")
+        .stderr_has("`kiln/nope@1` is not a plugin bundled with this kiln")
+        .stderr_has("help: bundled plugins: kiln/")
+        .stderr_has("`kiln.yml` has 5 errors");
+    // `kiln run` refuses the same pipeline before anything runs: the two
+    // references that cannot be fetched stop it before loading.
+    kiln.run_with(["run"])
+        .code(2)
+        .stderr_has("`./text.wasm` is not a WebAssembly file: it starts with `not wasm`")
+        .stderr_has("`kiln/nope@1` is not bundled with this kiln")
+        .stderr_has("`kiln.yml` has 2 errors");
+}
+
+#[test]
+fn a_second_run_loads_compiled_code_from_the_cache() {
+    let kiln = Kiln::new().pipeline("jobs:\n  a:\n    steps:\n      - uses: ./noop.wasm\n");
+    std::fs::copy(plugins::NOOP, kiln.path("noop.wasm")).unwrap();
+    let home = kiln.path("home");
+    let kiln = kiln
+        .env("KILN_HOME", home.to_str().unwrap())
+        .env("KILN_LOG", "kiln::plugins=info");
+    kiln.run_with(["run"])
+        .code(0)
+        .stderr_has("plugins loaded compiled=1 cache_hits=0");
+    let cached: Vec<_> = std::fs::read_dir(home.join("cache/compiled"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let digest = kiln_test_plugins_digest(plugins::NOOP);
+    assert!(
+        cached[0]
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(&digest)
+    );
+    let mtime = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
+    kiln.run_with(["run"])
+        .code(0)
+        .stderr_has("plugins loaded compiled=0 cache_hits=1");
+    assert_eq!(
+        std::fs::metadata(&cached[0]).unwrap().modified().unwrap(),
+        mtime
+    );
+}
+
+/// The hex SHA-256 of a file, via coreutils (the test crate has no hasher).
+fn kiln_test_plugins_digest(path: &str) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned()
+}
