@@ -50,6 +50,38 @@ fn plugin_outputs_inputs_defaults_secrets_and_env_reach_the_pipeline() {
 }
 
 #[test]
+fn a_plugin_puts_and_gets_artifacts_in_the_runs_store() {
+    // One job at a time: every echo step writes echo.txt in the shared workspace.
+    let grants = "permissions: { fs: write, secrets: [TOKEN], env: [SUFFIX] }";
+    let kiln = with_plugins(&[("echo.wasm", plugins::ECHO)]).pipeline(&format!(
+        "jobs:\n  up:\n    steps:\n      - id: e\n        uses: ./echo.wasm\n        with: {{ message: \"upload:report\" }}\n        {grants}\n      \
+         - run: echo \"put ${{{{ steps.e.outputs.digest }}}}\"\n  down:\n    needs: [up]\n    steps:\n      - id: e\n        uses: ./echo.wasm\n        \
+         with: {{ message: \"download:report\" }}\n        {grants}\n      - run: echo \"got ${{{{ steps.e.outputs.digest }}}}\"\n  \
+         missing:\n    needs: [down]\n    steps:\n      - uses: ./echo.wasm\n        with: {{ message: \"download:nothing\" }}\n        {grants}\n"
+    ));
+    let out = kiln.run_with(["run"]);
+    out.code(1);
+    let stdout = &out.stdout;
+    let put = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("[up] put "))
+        .expect("the upload's digest")
+        .to_owned();
+    assert!(put.starts_with("sha256:") && put.len() == 71, "{put}");
+    assert!(stdout.contains(&format!("[down] got {put}\n")), "{stdout}");
+    assert_eq!(kiln.read("got.txt"), "hello, upload:report");
+    assert!(
+        stdout.contains(
+            "[missing] kiln: plugin `./echo.wasm` failed: ArtifactError::NotFound(\"run 1 has no artifact `nothing`\")"
+        ),
+        "{stdout}"
+    );
+    kiln.run_with(["artifacts", "list"])
+        .code(0)
+        .stdout_has("report");
+}
+
+#[test]
 fn a_plugin_error_fails_its_step_with_the_plugins_message() {
     with_plugins(&[("echo.wasm", plugins::ECHO)])
         .pipeline(

@@ -8,6 +8,7 @@ mod diagnostics;
 mod error;
 mod locate;
 mod plan_view;
+mod plugin_artifacts;
 mod plugins;
 mod record;
 mod reporter;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kiln_pipeline::{Diagnostic, Permissions, Plan, Span, StepAction, UsesSpans};
-use kiln_wasm::{Limits, NoArtifactStore, Plugin, Runtime, WasmActions, World};
+use kiln_wasm::{ArtifactAccess, Limits, NoArtifactStore, Plugin, Runtime, WasmActions, World};
 
 use crate::command::plugin::pipeline::Components;
 
@@ -89,7 +89,14 @@ struct UsesStep<'a> {
 }
 
 /// Loads and checks every plugin of `plan`.
-pub(crate) fn prepare(plan: &Plan, workspace: &Path, components: &Components) -> Prepared {
+/// `artifacts` is what the plugins' `artifacts` import reaches (`None`:
+/// nothing will run, e.g. `kiln validate`).
+pub(crate) fn prepare(
+    plan: &Plan,
+    workspace: &Path,
+    components: &Components,
+    artifacts: Option<Arc<dyn ArtifactAccess>>,
+) -> Prepared {
     let mut steps: Vec<UsesStep<'_>> = Vec::new();
     for step in plan.jobs.iter().flat_map(|j| &j.steps) {
         if let StepAction::Uses {
@@ -163,13 +170,16 @@ pub(crate) fn prepare(plan: &Plan, workspace: &Path, components: &Components) ->
         "plugins loaded"
     );
     let root = workspace.to_owned();
-    let mut actions =
-        WasmActions::new(runtime, Arc::new(NoArtifactStore)).with_resolver(move |reference| {
-            match resolve(reference, &root, &Components::new()) {
-                Ok(r) => Ok((r.bytes, r.digest)),
-                Err(Unresolved::Missing(m) | Unresolved::Invalid(m, _)) => Err(m),
-            }
-        });
+    let mut actions = WasmActions::new(
+        runtime,
+        artifacts.unwrap_or_else(|| Arc::new(NoArtifactStore)),
+    )
+    .with_resolver(
+        move |reference| match resolve(reference, &root, &Components::new()) {
+            Ok(r) => Ok((r.bytes, r.digest)),
+            Err(Unresolved::Missing(m) | Unresolved::Invalid(m, _)) => Err(m),
+        },
+    );
     for (reference, plugin) in loaded {
         if let Some(plugin) = plugin {
             actions.insert(reference, plugin);

@@ -69,8 +69,9 @@ pub(crate) fn prepare_plugins(
     plan: &kiln_pipeline::Plan,
     located: &Located,
     components: &plugin::pipeline::Components,
+    artifacts: std::sync::Arc<dyn kiln_wasm::ArtifactAccess>,
 ) -> Result<Option<std::sync::Arc<kiln_wasm::WasmActions>>, CliError> {
-    let prepared = crate::plugins::prepare(plan, &located.workspace, components);
+    let prepared = crate::plugins::prepare(plan, &located.workspace, components, Some(artifacts));
     let (errors, warnings) = split(prepared.diagnostics);
     if !errors.is_empty() {
         let mut diagnostics = warnings;

@@ -50,12 +50,25 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
     // then loaded and checked against its steps, before anything runs: a
     // digest mismatch or an ungranted capability never starts a step.
     let components = super::plugin::pipeline::resolve(&plan, &source, &located, mode)?;
-    let actions = super::prepare_plugins(&source, &plan, &located, &components)?;
-
     let state = locate::state_dir(state_dir, Some(&located));
+    let plugin_run = std::sync::Arc::new(std::sync::OnceLock::new());
+    let plugin_artifacts = crate::plugin_artifacts::PluginArtifacts::new(
+        state.clone(),
+        located.workspace.clone(),
+        plugin_run.clone(),
+    );
+    let actions = super::prepare_plugins(
+        &source,
+        &plan,
+        &located,
+        &components,
+        std::sync::Arc::new(plugin_artifacts),
+    )?;
+
     let mut store = Store::open(&state)?;
     let live = store.begin_run(&plan.name, &located.display)?;
     let run_id = live.id();
+    let _ = plugin_run.set(run_id);
     // Only a crashed run (its record `interrupted`) can leave containers
     // behind: a run that ended removed its own, so the sweep is skipped
     // when there is none.

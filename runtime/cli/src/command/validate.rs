@@ -22,7 +22,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
         // need no network (local files, bundled plugins); remote ones are
         // checked when `kiln run` has fetched them.
         let components = super::plugin::pipeline::fetch_offline(&loaded.plan, &source, &located);
-        let prepared = crate::plugins::prepare(&loaded.plan, &located.workspace, &components);
+        let prepared = crate::plugins::prepare(&loaded.plan, &located.workspace, &components, None);
         let (errors, warnings) = super::split(prepared.diagnostics);
         loaded.warnings.extend(warnings);
         if errors.is_empty() {

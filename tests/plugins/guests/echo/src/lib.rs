@@ -2,6 +2,7 @@
 //! secret, an env variable, the workspace, logs and outputs.
 wit_bindgen::generate!({ path: "../../../../wit/v0.1.0", world: "action" });
 
+use kiln::plugin::artifacts;
 use kiln::plugin::host::{self, LogLevel};
 use kiln::plugin::types::{Capability, FsAccess, InputSpec, OutputSpec};
 
@@ -31,7 +32,10 @@ impl Guest for Echo {
                     default: Some("hello".into()),
                 },
             ],
-            outputs: vec![OutputSpec { name: "said".into(), description: "the sentence".into() }],
+            outputs: vec![
+                OutputSpec { name: "said".into(), description: "the sentence".into() },
+                OutputSpec { name: "digest".into(), description: "an artifact's digest".into() },
+            ],
             capabilities: vec![
                 Capability::Fs(FsAccess::Write),
                 Capability::Secret("TOKEN".into()),
@@ -59,6 +63,17 @@ impl Guest for Echo {
         let workspace = context.workspace.clone().unwrap_or_default();
         std::fs::write(format!("{workspace}/echo.txt"), &said)
             .map_err(|e| ActionError::Failed(format!("cannot write echo.txt: {e}")))?;
+        // `upload:NAME` stores echo.txt as artifact NAME; `download:NAME`
+        // fetches NAME into got.txt. Either returns the digest.
+        let store_error = |e: artifacts::ArtifactError| ActionError::Failed(format!("{e:?}"));
+        if let Some(name) = message.strip_prefix("upload:") {
+            let digest = artifacts::put(name, "echo.txt").map_err(store_error)?;
+            return Ok(vec![KeyValue { key: "said".into(), value: said }, KeyValue { key: "digest".into(), value: digest }]);
+        }
+        if let Some(name) = message.strip_prefix("download:") {
+            let digest = artifacts::get(name, "got.txt").map_err(store_error)?;
+            return Ok(vec![KeyValue { key: "said".into(), value: said }, KeyValue { key: "digest".into(), value: digest }]);
+        }
         Ok(vec![KeyValue { key: "said".into(), value: said }])
     }
 }
