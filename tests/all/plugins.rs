@@ -481,13 +481,20 @@ fn inspect_shows_what_kiln_knows_without_running_the_plugin() {
     kiln.run_with(["plugin", "install", "./a.wasm"])
         .code(0)
         .stdout_has("pinned in kiln.lock\n");
+    // The host's view: world, metadata, capabilities, imports, exports.
     kiln.run_with(["plugin", "inspect", "./a.wasm"])
         .code(0)
-        .stdout_has("installed   yes\npinned      yes, in kiln.lock\n");
+        .stdout_has("installed   yes\npinned      yes, in kiln.lock\n")
+        .stdout_has("world       kiln:plugin/action@0.1.0\n")
+        .stdout_has("capabilities:\n  (none)\n")
+        .stdout_has("imports:\n  kiln:plugin/types@0.1.0\n")
+        .stdout_has("exports:\n  metadata\n  run\n");
+    // A core module: the facts, then why it cannot be a plugin.
     kiln.file("module.wasm", "\0asm\x01\0\0\0")
         .run_with(["plugin", "inspect", "module.wasm"])
-        .code(0)
-        .stdout_has("kind        core module (not loadable as a plugin: build a component, e.g. `--target wasm32-wasip2`)\n");
+        .code(2)
+        .stdout_has("kind        core module (not loadable as a plugin: build a component, e.g. `--target wasm32-wasip2`)\n")
+        .stderr_has("`module.wasm` cannot be loaded: ");
 }
 
 #[test]

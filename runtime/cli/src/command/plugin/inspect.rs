@@ -40,20 +40,68 @@ pub(crate) trait Inspector {
     fn inspect(&self, bytes: &[u8], digest: &Digest) -> Result<Option<HostView>, String>;
 }
 
-/// This branch has no wasm host.
-struct NoHost;
+/// The wasm host's view: loads the component (through the compile cache)
+/// and reads its world, `metadata()`, imports and exports.
+struct WasmHost;
 
-impl Inspector for NoHost {
-    fn inspect(&self, _bytes: &[u8], _digest: &Digest) -> Result<Option<HostView>, String> {
-        Ok(None)
+impl Inspector for WasmHost {
+    fn inspect(&self, bytes: &[u8], digest: &Digest) -> Result<Option<HostView>, String> {
+        let runtime =
+            kiln_wasm::Runtime::new(kiln_wasm::default_cache_dir(), kiln_wasm::Limits::default())
+                .map_err(|e| crate::error::chain(&e))?;
+        let async_runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        let digest = format!("sha256:{}", digest.to_hex());
+        let found = async_runtime
+            .block_on(kiln_wasm::inspect(&runtime, "inspect", bytes, &digest))
+            .map_err(|e| crate::error::chain(&e))?;
+        let m = &found.metadata;
+        let mut metadata = vec![
+            ("name".to_owned(), m.name.clone()),
+            ("version".to_owned(), m.version.clone()),
+            ("about".to_owned(), m.description.clone()),
+        ];
+        for input in &m.inputs {
+            let mut line = format!("{}: {}", input.name, input.description);
+            if input.required {
+                line.push_str(" (required)");
+            }
+            if let Some(default) = &input.default {
+                line.push_str(&format!(" (default `{default}`)"));
+            }
+            metadata.push(("input".to_owned(), line));
+        }
+        for output in &m.outputs {
+            metadata.push((
+                "output".to_owned(),
+                format!("{}: {}", output.name, output.description),
+            ));
+        }
+        let capabilities = m
+            .capabilities
+            .iter()
+            .map(|c| match c {
+                kiln_wasm::Capability::Fs { write: true } => "fs: write".to_owned(),
+                kiln_wasm::Capability::Fs { write: false } => "fs: read".to_owned(),
+                kiln_wasm::Capability::Network(what) => format!("network: {what}"),
+                kiln_wasm::Capability::Env(name) => format!("env: {name}"),
+                kiln_wasm::Capability::Secret(name) => format!("secrets: {name}"),
+            })
+            .collect();
+        Ok(Some(HostView {
+            world: format!("kiln:plugin/{}@0.1.0", found.world.name()),
+            metadata,
+            imports: found.imports,
+            exports: found.exports,
+            capabilities,
+        }))
     }
 }
 
-/// SEAM(lead): return an inspector backed by `kiln_wasm::inspect(bytes,
-/// digest)`, mapping its world, metadata, imports, exports and required
-/// capabilities into [`HostView`].
 fn host_inspector() -> &'static dyn Inspector {
-    &NoHost
+    &WasmHost
 }
 
 /// Runs `kiln plugin inspect`.
