@@ -20,6 +20,7 @@ mod output;
 mod runtime;
 mod sandbox;
 mod state;
+pub mod strategy;
 mod trap;
 
 pub use action::{Resolver, WasmActions};
