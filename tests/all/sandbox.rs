@@ -361,3 +361,59 @@ fn kiln_test_plugins_digest(path: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// A loopback HTTP server that answers one request with 204 and hands the
+/// request (head and body) back.
+fn one_request_server() -> (u16, std::thread::JoinHandle<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let (stream, _) = listener.accept().expect("accept");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+        let mut request = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            request.push_str(&line);
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+        request.push_str(&String::from_utf8_lossy(&body));
+        let mut stream = stream;
+        let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+        request
+    });
+    (port, handle)
+}
+
+#[test]
+fn bundled_notify_posts_to_a_granted_loopback_url_and_is_refused_without_the_grant() {
+    let (port, server) = one_request_server();
+    let step = format!(
+        "      - uses: kiln/notify@1\n        with: {{ url: \"http://127.0.0.1:{port}/hook\", message: shipped, status: \"${{{{ job.status }}}}\" }}\n"
+    );
+    let granted = with_plugins(&[]).pipeline(&format!(
+        "jobs:\n  tell:\n    steps:\n{step}        permissions: {{ network: [\"127.0.0.1:{port}\"] }}\n"
+    ));
+    granted.run_with(["run"]).code(0);
+    let request = server.join().expect("server");
+    assert!(request.starts_with("POST /hook HTTP/1.1\r\n"), "{request}");
+    assert!(request.contains("\"message\":\"shipped\""), "{request}");
+
+    let refused = with_plugins(&[]).pipeline(&format!("jobs:\n  tell:\n    steps:\n{step}"));
+    refused
+        .run_with(["validate"])
+        .code(2)
+        .stderr_has("ungranted-capability")
+        .stderr_has("plugin `kiln/notify@1` needs network access");
+}
