@@ -270,7 +270,7 @@ fn targets_and_plugins_this_build_lacks_fail_the_job_with_a_reason() {
         "jobs:\n  ship:\n    deploy: { service: web, command: 'true', version: '1', strategy: acme/slow@2 }\n",
     );
     kiln.run_with(["run"]).code(1).stdout_has(
-        "kiln: strategy `acme/slow@2` needs the WASI plugin runtime, which this build of kiln does not have yet",
+        "kiln: strategy `acme/slow@2` is not a bundled strategy; deployments take `kiln/rolling@1`, `kiln/blue-green@1` or `kiln/canary@1` (other references are not resolved for `deploy:` yet)",
     );
 }
 

@@ -4,6 +4,7 @@
 mod args;
 mod command;
 mod containers;
+mod deploy_plugins;
 mod diagnostics;
 mod error;
 mod locate;

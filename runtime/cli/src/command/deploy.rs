@@ -30,11 +30,20 @@ use crate::args::{DeployCommand, GateArgs};
 use crate::error::{CliError, EXIT_FAILED};
 use crate::locate;
 
-/// Resolves a strategy reference. The seam the WASM host plugs into.
+/// Resolves a strategy reference to a bundled component (`kiln/canary@1`).
 fn strategy(uses: &str) -> Result<Box<dyn Strategy>, String> {
-    kiln_deploy::stand_in_strategy(uses).ok_or_else(|| {
-        format!("strategy `{uses}` needs the WASI plugin runtime, which this build of kiln does not have yet")
-    })
+    // kiln's own e2e tests pin the controller's behaviour with native
+    // stand-ins (see docs/deploy.md); every other build runs the bundled
+    // component.
+    if let Some(stand_in) = kiln_deploy::stand_in_strategy(uses) {
+        return Ok(stand_in);
+    }
+    if let Some(loaded) = crate::deploy_plugins::WasmStrategy::bundled(uses) {
+        return loaded.map(|s| Box::new(s) as Box<dyn Strategy>);
+    }
+    Err(format!(
+        "strategy `{uses}` is not a bundled strategy; deployments take `kiln/rolling@1`, `kiln/blue-green@1` or `kiln/canary@1` (other references are not resolved for `deploy:` yet)"
+    ))
 }
 
 /// Resolves a health-check reference. The seam the WASM host plugs into.
