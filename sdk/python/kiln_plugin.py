@@ -159,27 +159,32 @@ class Context:
 
 # --- the host: real imports inside a component, a test double natively ---
 
+# Imported here, not inside a function: componentize-py bundles the binding
+# modules the app imports while it is being built, and `host` is not one the
+# world module imports itself. Natively there are no bindings.
+try:
+    from wit_world.imports import host as _wit_host
+    from wit_world.imports import types as _wit_types
+except ImportError:
+    _wit_host = _wit_types = None
+
 _host = None
 
 
 def _backend():
     global _host
-    if _host is None:
-        try:
-            from wit_world.imports import host, types  # only inside a component
-        except ImportError:
-            return None
-        levels = {n: getattr(types.LogLevel, n.upper()) for n in ("trace", "debug", "info", "warn", "error")}
+    if _host is None and _wit_host is not None:
+        levels = {n: getattr(_wit_types.LogLevel, n.upper()) for n in ("trace", "debug", "info", "warn", "error")}
 
         class _Real:
             def log(self, level, message):
-                host.log(levels[level], message)
+                _wit_host.log(levels[level], message)
 
             def progress(self, percent, message):
-                host.progress(min(percent, 100), message)
+                _wit_host.progress(min(percent, 100), message)
 
             def secret(self, name):
-                return host.secret(name)
+                return _wit_host.secret(name)
 
         _host = _Real()
     return _host

@@ -35,7 +35,11 @@ def run(ctx: kp.Context) -> dict:
         value = ctx.optional_input(name)
         if value is not None:
             text = text.replace("{{ " + name + " }}", value)
-    os.makedirs(os.path.dirname(output_path) or ".", exist_ok=True)
+    parent = os.path.dirname(output_path)
+    # Only below the workspace: in the sandbox `/` itself does not exist, so
+    # os.makedirs must not walk up to it.
+    if not os.path.isdir(parent):
+        os.makedirs(parent)
     with open(output_path, "w", encoding="utf-8") as f:
         f.write(text)
     kp.info(f"wrote {output}")
