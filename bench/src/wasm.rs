@@ -77,19 +77,27 @@ impl WasmBench {
         };
 
         // First compile, then a fresh runtime loading from the disk cache.
-        let first = Runtime::new(Some(PathBuf::from(cache)), limits.clone()).map_err(|e| e.to_string())?;
+        let first =
+            Runtime::new(Some(PathBuf::from(cache)), limits.clone()).map_err(|e| e.to_string())?;
         let started = Instant::now();
-        rt.block_on(first.load("noop", &noop, &noop_digest)).map_err(|e| e.to_string())?;
+        rt.block_on(first.load("noop", &noop, &noop_digest))
+            .map_err(|e| e.to_string())?;
         let compile = started.elapsed();
         drop(first);
-        let runtime = Arc::new(Runtime::new(Some(PathBuf::from(cache)), limits).map_err(|e| e.to_string())?);
+        let runtime =
+            Arc::new(Runtime::new(Some(PathBuf::from(cache)), limits).map_err(|e| e.to_string())?);
         let started = Instant::now();
-        let plugin = rt.block_on(runtime.load("noop", &noop, &noop_digest)).map_err(|e| e.to_string())?;
+        let plugin = rt
+            .block_on(runtime.load("noop", &noop, &noop_digest))
+            .map_err(|e| e.to_string())?;
         let cached = started.elapsed();
         let sleeper = rt
             .block_on(runtime.load("hostile", &hostile, &hostile_digest))
             .map_err(|e| e.to_string())?;
-        println!("wasm: first load (Cranelift compile + cache write) {compile:.2?}; cached load from disk {cached:.2?} ({:.0}x faster)", compile.as_secs_f64() / cached.as_secs_f64());
+        println!(
+            "wasm: first load (Cranelift compile + cache write) {compile:.2?}; cached load from disk {cached:.2?} ({:.0}x faster)",
+            compile.as_secs_f64() / cached.as_secs_f64()
+        );
 
         let mut actions = WasmActions::new(runtime.clone(), Arc::new(NoArtifactStore));
         actions.insert("noop", plugin);
@@ -121,7 +129,10 @@ impl WasmBench {
             let mut tasks = Vec::with_capacity(n);
             for _ in 0..n {
                 let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-                let inputs = vec![("mode".into(), "sleep".into()), ("target".into(), "500".into())];
+                let inputs = vec![
+                    ("mode".into(), "sleep".into()),
+                    ("target".into(), "500".into()),
+                ];
                 tasks.push(actions.run_action(request("hostile", inputs), tx, control()));
             }
             let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
