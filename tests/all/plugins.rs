@@ -15,7 +15,9 @@ fn with_plugins(plugins: &[(&str, &str)]) -> Kiln {
     let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-home");
     let kiln = Kiln::new().env("KILN_HOME", home.to_str().unwrap());
     for (name, path) in plugins {
-        std::fs::copy(path, kiln.path(name)).expect("copy plugin");
+        let target = kiln.path(name);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(path, target).expect("copy plugin");
     }
     kiln
 }
@@ -324,4 +326,23 @@ fn kiln_test_plugins_digest(path: &str) -> String {
         .next()
         .unwrap()
         .to_owned()
+}
+
+/// A component an earlier job builds is only a warning at validate time; it
+/// is loaded, and its capabilities checked, when its step runs.
+#[test]
+fn a_plugin_built_by_an_earlier_job_is_loaded_when_its_step_runs() {
+    let kiln = with_plugins(&[("staging/echo.wasm", plugins::ECHO)]);
+    let yaml = "jobs:\n  build:\n    steps:\n      - run: mkdir -p out && cp staging/echo.wasm out/echo.wasm\n  \
+                use:\n    needs: [build]\n    steps:\n      - uses: ./out/echo.wasm\n        with: { message: late }\n        \
+                permissions: { fs: write, secrets: [TOKEN], env: [SUFFIX] }\n  \
+                ungranted:\n    needs: [build]\n    steps:\n      - uses: ./out/echo.wasm\n        with: { message: late }\n";
+    let kiln = kiln.pipeline(yaml);
+    kiln.run_with(["validate"])
+        .code(0)
+        .stderr_has("cannot read plugin `./out/echo.wasm`");
+    kiln.run_with(["run"])
+        .code(1)
+        .stdout_has("[use] hello, late\n")
+        .stdout_has("[ungranted] kiln: plugin `./out/echo.wasm` needs write access to the workspace, which this step does not grant: set `fs: write` under `permissions:`\n");
 }
