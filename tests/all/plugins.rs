@@ -346,3 +346,37 @@ fn a_plugin_built_by_an_earlier_job_is_loaded_when_its_step_runs() {
         .stdout_has("[use] hello, late\n")
         .stdout_has("[ungranted] kiln: plugin `./out/echo.wasm` needs write access to the workspace, which this step does not grant: set `fs: write` under `permissions:`\n");
 }
+
+/// Ctrl-C interrupts a plugin that never yields of its own accord.
+#[test]
+fn ctrl_c_stops_a_spinning_plugin() {
+    use std::io::{BufRead, BufReader};
+    let kiln = with_plugins(&[("hostile.wasm", plugins::HOSTILE)])
+        .pipeline("jobs:\n  spin:\n    steps:\n      - uses: ./hostile.wasm\n        with: { mode: loop }\n")
+        .args(["run"]);
+    let mut child = kiln.spawn();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("▸ ./hostile.wasm") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "kiln closed stdout early"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(
+        rest.contains("[spin] kiln: step was cancelled; the plugin was stopped\n"),
+        "{rest}"
+    );
+    assert!(rest.contains("run 1 was cancelled in "), "{rest}");
+}
