@@ -15,7 +15,9 @@ fn with_plugins(plugins: &[(&str, &str)]) -> Kiln {
     let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-home");
     let kiln = Kiln::new().env("KILN_HOME", home.to_str().unwrap());
     for (name, path) in plugins {
-        std::fs::copy(path, kiln.path(name)).expect("copy plugin");
+        let target = kiln.path(name);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(path, target).expect("copy plugin");
     }
     kiln
 }
@@ -416,4 +418,57 @@ fn bundled_notify_posts_to_a_granted_loopback_url_and_is_refused_without_the_gra
         .code(2)
         .stderr_has("ungranted-capability")
         .stderr_has("plugin `kiln/notify@1` needs network access");
+}
+
+/// A component an earlier job builds is only a warning at validate time; it
+/// is loaded, and its capabilities checked, when its step runs.
+#[test]
+fn a_plugin_built_by_an_earlier_job_is_loaded_when_its_step_runs() {
+    let kiln = with_plugins(&[("staging/echo.wasm", plugins::ECHO)]);
+    let yaml = "jobs:\n  build:\n    steps:\n      - run: mkdir -p out && cp staging/echo.wasm out/echo.wasm\n  \
+                use:\n    needs: [build]\n    steps:\n      - uses: ./out/echo.wasm\n        with: { message: late }\n        \
+                permissions: { fs: write, secrets: [TOKEN], env: [SUFFIX] }\n  \
+                ungranted:\n    needs: [build]\n    steps:\n      - uses: ./out/echo.wasm\n        with: { message: late }\n";
+    let kiln = kiln.pipeline(yaml);
+    kiln.run_with(["validate"])
+        .code(0)
+        .stderr_has("cannot read plugin `./out/echo.wasm`");
+    kiln.run_with(["run"])
+        .code(1)
+        .stdout_has("[use] hello, late\n")
+        .stdout_has("[ungranted] kiln: plugin `./out/echo.wasm` needs write access to the workspace, which this step does not grant: set `fs: write` under `permissions:`\n");
+}
+
+/// Ctrl-C interrupts a plugin that never yields of its own accord.
+#[test]
+fn ctrl_c_stops_a_spinning_plugin() {
+    use std::io::{BufRead, BufReader};
+    let kiln = with_plugins(&[("hostile.wasm", plugins::HOSTILE)])
+        .pipeline("jobs:\n  spin:\n    steps:\n      - uses: ./hostile.wasm\n        with: { mode: loop }\n")
+        .args(["run"]);
+    let mut child = kiln.spawn();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("▸ ./hostile.wasm") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "kiln closed stdout early"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(
+        rest.contains("[spin] kiln: step was cancelled; the plugin was stopped\n"),
+        "{rest}"
+    );
+    assert!(rest.contains("run 1 was cancelled in "), "{rest}");
 }

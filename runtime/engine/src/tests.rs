@@ -9,6 +9,8 @@ use kiln_pipeline::{LoadOptions, Plan, SourceFile};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod actions;
+
 use crate::RunOptions;
 use crate::event::{Event, JobResult, RunResult, StepResult, Stream};
 use crate::executor::{

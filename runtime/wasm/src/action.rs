@@ -185,13 +185,9 @@ async fn run(
         Ok(inputs) => inputs,
         Err(message) => return ActionExit::Failed(message),
     };
-    let entries = request.permissions.network.clone();
-    let network = match tokio::task::spawn_blocking(move || NetworkGrant::resolve(&entries)).await {
-        Ok(Ok(network)) => network,
-        Ok(Err(message)) => return ActionExit::Failed(message),
-        Err(e) => {
-            return ActionExit::Infrastructure(format!("cannot resolve the network grant: {e}"));
-        }
+    let network = match resolve_grant(&request.permissions.network).await {
+        Ok(network) => network,
+        Err(exit) => return exit,
     };
     let limit = runtime.limits.output;
     let stdout = Pipe::new(Stream::Stdout, output.clone(), limit);
@@ -279,6 +275,24 @@ async fn run(
         Err(ActionError::Failed(message)) => {
             ActionExit::Failed(format!("plugin `{}` failed: {message}", plugin.reference))
         }
+    }
+}
+
+/// Resolves `permissions.network`; only host names need the (blocking)
+/// resolver, so literal addresses and no grant at all cost no thread hop.
+async fn resolve_grant(entries: &[String]) -> Result<NetworkGrant, ActionExit> {
+    let literal = entries
+        .iter()
+        .all(|e| e.parse::<std::net::SocketAddr>().is_ok());
+    if literal {
+        return NetworkGrant::resolve(entries).map_err(ActionExit::Failed);
+    }
+    let entries = entries.to_vec();
+    match tokio::task::spawn_blocking(move || NetworkGrant::resolve(&entries)).await {
+        Ok(grant) => grant.map_err(ActionExit::Failed),
+        Err(e) => Err(ActionExit::Infrastructure(format!(
+            "cannot resolve the network grant: {e}"
+        ))),
     }
 }
 

@@ -146,3 +146,27 @@ impl tokio::io::AsyncWrite for Pipe {
         std::task::Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_past_the_limit_is_cut_once_with_a_marker() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let pipe = Pipe::new(Stream::Stdout, tx, 10);
+        assert!(pipe.send(b"12345"));
+        assert!(!pipe.send(b"6789abcdef"));
+        assert!(!pipe.send(b"more"));
+        assert!(pipe.truncated());
+        let chunks: Vec<Vec<u8>> =
+            std::iter::from_fn(|| rx.try_recv().ok().map(|(_, b)| b)).collect();
+        assert_eq!(
+            chunks,
+            [
+                b"12345".to_vec(),
+                b"6789a\n[kiln: stdout truncated: the plugin wrote more than 10 bytes; the rest is discarded]\n".to_vec(),
+            ]
+        );
+    }
+}

@@ -98,3 +98,41 @@ impl Sandbox<'_> {
         Ok(builder.build())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_allows_exactly_its_resolved_addresses_and_no_listening() {
+        let grant =
+            NetworkGrant::resolve(&["127.0.0.1:9000".into(), "localhost:8080".into()]).unwrap();
+        assert!(grant.needs_lookup);
+        let ok: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let by_name: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let other_port: SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        let other_host: SocketAddr = "10.0.0.1:9000".parse().unwrap();
+        let wildcard: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        assert!(grant.allows(ok, SocketAddrUse::TcpConnect));
+        assert!(grant.allows(by_name, SocketAddrUse::TcpConnect));
+        assert!(!grant.allows(other_port, SocketAddrUse::TcpConnect));
+        assert!(!grant.allows(other_host, SocketAddrUse::TcpConnect));
+        assert!(grant.allows(wildcard, SocketAddrUse::TcpBind));
+        assert!(!grant.allows(ok, SocketAddrUse::TcpBind));
+        assert!(!grant.allows(wildcard, SocketAddrUse::TcpListen));
+    }
+
+    #[test]
+    fn literal_grants_need_no_name_lookup_and_bad_entries_are_named() {
+        assert!(
+            !NetworkGrant::resolve(&["127.0.0.1:1".into()])
+                .unwrap()
+                .needs_lookup
+        );
+        let err = NetworkGrant::resolve(&["no-port".into()]).unwrap_err();
+        assert!(
+            err.starts_with("cannot resolve `no-port` from `permissions.network`: "),
+            "{err}"
+        );
+    }
+}
