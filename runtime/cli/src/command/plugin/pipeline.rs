@@ -126,6 +126,10 @@ pub(crate) fn resolve(
                 notices.extend(notice(&reference, &component, change, &lock));
                 components.insert(text, component);
             }
+            // A local component an earlier job builds: loading warns and
+            // reads it when its step runs. `--locked` cannot verify it then.
+            Err(kiln_fetch::Error::Local { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && mode != Mode::Locked => {}
             Err(err) => diagnostics.push(diagnostic(&err, span)),
         }
     }
