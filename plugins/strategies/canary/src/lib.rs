@@ -93,7 +93,14 @@ impl Strategy for Canary {
 
     fn next(state: &RolloutState) -> Result<NextStep, String> {
         rollout::check_replicas(state)?;
-        let plan = plan(state)?;
+        let mut plan = plan(state)?;
+        // A first deployment has no stable version to shift traffic from,
+        // and nobody may be calling it yet: one step to full weight, judged
+        // by health and errors, not by how much traffic it happened to get.
+        if state.stable.is_none() {
+            plan.weights = vec![100];
+            plan.min_requests = 0;
+        }
         let step = |i: usize| -> Result<usize, String> {
             if i < plan.weights.len() {
                 Ok(i)
@@ -315,6 +322,33 @@ mod tests {
             Some(&Rollback(
                 "only 3 requests reached `v2` at weight 10%; min-requests is 10".into()
             ))
+        );
+    }
+
+    #[test]
+    fn a_first_deployment_goes_to_full_weight_without_needing_traffic() {
+        let world = World {
+            traffic: Box::new(|_| traffic(0, 0, 0.0)),
+            ..World::default()
+        };
+        let first = start(
+            None,
+            2,
+            &[("min-requests", "5"), ("interval", "1s")],
+            Canary::metadata().inputs,
+        );
+        let run = simulate(Canary::next, first, &world);
+        assert_invariants(&run);
+        assert_eq!(
+            run.decisions,
+            vec![
+                scale(2),
+                CheckHealth,
+                SetWeight(100),
+                Wait(1_000),
+                Promote,
+                Done
+            ]
         );
     }
 
