@@ -20,8 +20,12 @@ impl WasmStrategy {
     /// Loads the bundled strategy `uses` (`kiln/<name>@<major>`); `None`
     /// when no bundled plugin has that name.
     pub(crate) fn bundled(uses: &str) -> Option<Result<Self, String>> {
-        let (name, major) = uses.strip_prefix("kiln/")?.split_once('@')?;
-        let bundled = kiln_bundled::find(name, major.parse().ok()?)?;
+        let kiln_fetch::Reference::Bundled { name, major } =
+            kiln_fetch::Reference::parse(uses).ok()?
+        else {
+            return None;
+        };
+        let bundled = kiln_bundled::find(&name, u64::from(major))?;
         Some(Self::load(uses, bundled.bytes))
     }
 

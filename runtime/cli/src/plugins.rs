@@ -50,11 +50,9 @@ pub(crate) fn resolve(
             digest: format!("sha256:{}", component.digest.to_hex()),
         });
     }
-    let local = reference.ends_with(".wasm")
-        || reference.starts_with("./")
-        || reference.starts_with("../")
-        || reference.starts_with('/');
-    if reference.starts_with("kiln/") {
+    let parsed = kiln_fetch::Reference::parse(reference);
+    let local = matches!(parsed, Ok(kiln_fetch::Reference::Local { .. }));
+    if matches!(parsed, Ok(kiln_fetch::Reference::Bundled { .. })) {
         let bundled: Vec<String> = kiln_bundled::all()
             .iter()
             .map(|b| format!("kiln/{}@{}", b.name, b.major()))
