@@ -36,7 +36,13 @@ impl HealthCheck for TcpHealth {
                     .ok_or_else(|| format!("`{}` has no address", target.host))
             })
             .and_then(|a| {
-                TcpStream::connect_timeout(&a, timeout).map_err(|e| format!("connect {addr}: {e}"))
+                let stream = TcpStream::connect_timeout(&a, timeout)
+                    .map_err(|e| format!("connect {addr}: {e}"))?;
+                // On wasm32-wasip2 a refused non-blocking connect can come
+                // back as success; only a connected socket has a peer.
+                stream
+                    .peer_addr()
+                    .map_err(|e| format!("connect {addr}: {e}"))
             });
         let ms = start.elapsed().as_secs_f64() * 1000.0;
         match result {
