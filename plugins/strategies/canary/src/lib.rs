@@ -1,13 +1,17 @@
 //! `kiln/canary`: moves traffic to the candidate in steps (`weights`, e.g.
 //! `10,50,100`). At each step it runs enough candidate instances for the
 //! weight (`ceil(N × w / 100)`, at least 1) beside the full stable set,
-//! checks them, sets the weight, waits `interval`, then analyses the
-//! candidate's traffic: an error rate above `max-error-rate` or a p99
-//! latency above `max-p99-latency` rolls back. After the last step it
-//! promotes.
+//! checks them, sets the weight, then watches the candidate's traffic for
+//! `interval`, looking every `poll`: an error rate above `max-error-rate`
+//! or a p99 latency above `max-p99-latency` rolls back at the first look
+//! that sees it (once `min-requests` were served), so a bad version serves
+//! for at most about one `poll`. At the end of the interval the step is
+//! judged in full (too little traffic fails it too). After the last step
+//! it promotes.
 //!
 //! Memo: `scale i` → `check i k` (→ `retry i k+1`) → `weight i` →
-//! `analyse i` → next step → … → `promoted`.
+//! `observe i waited-ms` (→ `observe i more`) → next step → … →
+//! `promoted`.
 
 use std::time::Duration;
 
@@ -21,6 +25,7 @@ pub struct Canary;
 struct Plan {
     weights: Vec<u8>,
     interval: Duration,
+    poll: Duration,
     max_error_rate: f64,
     max_p99: Option<Duration>,
     min_requests: u64,
@@ -49,6 +54,10 @@ fn plan(state: &RolloutState) -> Result<Plan, String> {
     Ok(Plan {
         weights,
         interval: p.get("interval").map_err(e)?,
+        poll: p
+            .get::<Duration>("poll")
+            .map_err(e)?
+            .max(Duration::from_millis(1)),
         max_error_rate,
         max_p99: p.optional("max-p99-latency").map_err(e)?,
         min_requests: p.get("min-requests").map_err(e)?,
@@ -72,6 +81,11 @@ impl Strategy for Canary {
             "interval",
             "how long each step observes traffic",
             "30s",
+        ))
+        .input(InputSpec::with_default(
+            "poll",
+            "how often traffic is analysed during a step",
+            "1s",
         ))
         .input(InputSpec::with_default(
             "max-error-rate",
@@ -156,11 +170,18 @@ impl Strategy for Canary {
             }
             ["weight", i] => {
                 let i = step(num(state, i)? as usize)?;
-                NextStep::new(Decision::Wait(ms(plan.interval)), format!("analyse {i}"))
+                observe(&plan, i, 0)
             }
-            ["analyse", i] => {
+            ["observe", i, waited] => {
                 let i = step(num(state, i)? as usize)?;
-                if let Some(reason) = analyse(state, &plan, plan.weights[i]) {
+                let waited: u64 = waited.parse().map_err(|_| bad_memo(state))?;
+                let weight = plan.weights[i];
+                if waited < ms(plan.interval) {
+                    match failing(state, &plan, weight) {
+                        Some(reason) => NextStep::new(Decision::Rollback(reason), "rolled-back"),
+                        None => observe(&plan, i, waited),
+                    }
+                } else if let Some(reason) = analyse(state, &plan, weight) {
                     NextStep::new(Decision::Rollback(reason), "rolled-back")
                 } else if i + 1 == plan.weights.len() {
                     NextStep::new(Decision::Promote, "promoted")
@@ -176,17 +197,38 @@ impl Strategy for Canary {
 
 kiln_sdk::deploy_strategy!(Canary);
 
-/// Why the candidate's traffic at `weight` fails the analysis, if it does.
+/// The next look at step `i`'s traffic, `waited` ms into its interval.
+fn observe(plan: &Plan, i: usize, waited: u64) -> NextStep {
+    let wait = ms(plan.poll).min(ms(plan.interval).saturating_sub(waited));
+    NextStep::new(
+        Decision::Wait(wait),
+        format!("observe {i} {}", waited.saturating_add(wait)),
+    )
+}
+
+/// Why the candidate's traffic at `weight`, at the end of the step's
+/// interval, fails the analysis, if it does.
 fn analyse(state: &RolloutState, plan: &Plan, weight: u8) -> Option<String> {
     let c = &state.candidate;
-    let (requests, errors, p99) = state
-        .traffic_of(c)
-        .map_or((0, 0, 0.0), |t| (t.requests, t.errors, t.p99_latency_ms));
+    let requests = state.traffic_of(c).map_or(0, |t| t.requests);
     if requests < plan.min_requests {
         return Some(format!(
             "only {requests} requests reached `{c}` at weight {weight}%; min-requests is {}",
             plan.min_requests
         ));
+    }
+    failing(state, plan, weight)
+}
+
+/// Why the candidate's traffic so far at `weight` breaks a limit, if it
+/// does and `min-requests` have been served (fewer prove nothing yet).
+fn failing(state: &RolloutState, plan: &Plan, weight: u8) -> Option<String> {
+    let c = &state.candidate;
+    let (requests, errors, p99) = state
+        .traffic_of(c)
+        .map_or((0, 0, 0.0), |t| (t.requests, t.errors, t.p99_latency_ms));
+    if requests < plan.min_requests {
+        return None;
     }
     if requests > 0 {
         let rate = errors as f64 * 100.0 / requests as f64;
@@ -242,7 +284,8 @@ mod tests {
             traffic: Box::new(|_| traffic(100, 1, 80.0)),
             ..World::default()
         };
-        let run = simulate(Canary::next, state(4, &[("interval", "30s")]), &world);
+        let params = [("interval", "30s"), ("poll", "30s")];
+        let run = simulate(Canary::next, state(4, &params), &world);
         assert_invariants(&run);
         assert_eq!(
             run.decisions,
@@ -286,6 +329,58 @@ mod tests {
             ))
         );
         assert!(!run.decisions.contains(&SetWeight(100)));
+    }
+
+    #[test]
+    fn a_failing_candidate_is_rolled_back_at_the_first_poll_that_sees_it() {
+        let world = World {
+            traffic: Box::new(|_| traffic(40, 20, 80.0)),
+            ..World::default()
+        };
+        let params = [
+            ("interval", "60s"),
+            ("poll", "200ms"),
+            ("min-requests", "20"),
+        ];
+        let run = simulate(Canary::next, state(2, &params), &world);
+        assert_invariants(&run);
+        assert_eq!(
+            run.decisions,
+            vec![
+                scale(1),
+                CheckHealth,
+                SetWeight(10),
+                Wait(200),
+                Rollback(
+                    "error rate 50.0% of `v2` at weight 10% (20 of 40 requests) is above max-error-rate 5%"
+                        .into()
+                ),
+                Done,
+            ]
+        );
+        // Below min-requests a look proves nothing: it waits the interval out.
+        let world = World {
+            traffic: Box::new(|_| traffic(3, 3, 80.0)),
+            ..World::default()
+        };
+        let params = [
+            ("interval", "1s"),
+            ("poll", "400ms"),
+            ("min-requests", "20"),
+        ];
+        let run = simulate(Canary::next, state(2, &params), &world);
+        assert_eq!(
+            &run.decisions[3..6],
+            &[Wait(400), Wait(400), Wait(200)],
+            "{:?}",
+            run.decisions
+        );
+        assert_eq!(
+            run.outcome(),
+            Some(&Rollback(
+                "only 3 requests reached `v2` at weight 10%; min-requests is 20".into()
+            ))
+        );
     }
 
     #[test]
@@ -334,7 +429,7 @@ mod tests {
         let first = start(
             None,
             2,
-            &[("min-requests", "5"), ("interval", "1s")],
+            &[("min-requests", "5"), ("interval", "1s"), ("poll", "1s")],
             Canary::metadata().inputs,
         );
         let run = simulate(Canary::next, first, &world);
@@ -421,10 +516,10 @@ mod tests {
             Err("input `max-error-rate` is `150`: expected a percentage from 0 to 100".into())
         );
         let mut s = state(2, &[]);
-        s.memo = "analyse 7".into();
+        s.memo = "observe 7 0".into();
         assert_eq!(
             Canary::next(&s),
-            Err("unrecognised memo `analyse 7`: it was not written by this strategy".into())
+            Err("unrecognised memo `observe 7 0`: it was not written by this strategy".into())
         );
     }
 }
