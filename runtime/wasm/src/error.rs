@@ -61,6 +61,14 @@ pub enum WasmError {
         /// A note on what kiln does provide (starts with `; `), or empty.
         hint: String,
     },
+    /// The address a health check is to reach cannot be resolved.
+    #[error("health check `{plugin}` cannot reach its target: {message}")]
+    Target {
+        /// The reference as written.
+        plugin: String,
+        /// Why the target's address does not resolve.
+        message: String,
+    },
     /// Instantiating or calling the component failed (a trap, a limit).
     #[error("plugin `{plugin}` failed while {doing}: {message}")]
     Trap {

@@ -14,6 +14,7 @@ pub mod artifacts;
 pub mod bindings;
 mod cache;
 mod error;
+pub mod health;
 mod inspect;
 mod metadata;
 mod output;

@@ -43,6 +43,20 @@ impl NetworkGrant {
         Ok(grant)
     }
 
+    /// Hands the grant to wasmtime-wasi: TCP only when something is
+    /// granted, never UDP, name lookups only for granted names, and every
+    /// address checked against the resolved set.
+    pub(crate) fn apply(self, builder: &mut WasiCtxBuilder) {
+        let network = Arc::new(self);
+        builder.allow_tcp(!network.allowed.is_empty());
+        builder.allow_udp(false);
+        builder.allow_ip_name_lookup(network.needs_lookup);
+        builder.socket_addr_check(move |addr, use_| {
+            let network = network.clone();
+            Box::pin(async move { network.allows(addr, use_) })
+        });
+    }
+
     fn allows(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
         match use_ {
             // Binding happens implicitly before a connect; it is harmless
@@ -86,15 +100,7 @@ impl Sandbox<'_> {
                     })?;
             }
         }
-        let network = Arc::new(self.network);
-        let granted = !network.allowed.is_empty();
-        builder.allow_tcp(granted);
-        builder.allow_udp(false);
-        builder.allow_ip_name_lookup(network.needs_lookup);
-        builder.socket_addr_check(move |addr, use_| {
-            let network = network.clone();
-            Box::pin(async move { network.allows(addr, use_) })
-        });
+        self.network.apply(&mut builder);
         Ok(builder.build())
     }
 }
