@@ -361,7 +361,7 @@ async fn one_rollback() -> Result<Duration, BenchError> {
         stop: CancellationToken::new(),
         tuning: Tuning::default(),
     };
-    let mut canary = kiln_deploy::stand_in_strategy("kiln/canary@1").expect("the canary stand-in");
+    let mut canary = bundled_canary().await?;
     let params = [
         ("weights", "10,50,100"),
         ("interval", "60s"),
@@ -386,7 +386,7 @@ async fn one_rollback() -> Result<Duration, BenchError> {
         sticky: None,
     };
     let outcome = controller
-        .rollout(spec("v3"), settings, canary.as_mut())
+        .rollout(spec("v3"), settings, &mut canary)
         .await
         .map_err(io)?;
     // A few more requests prove traffic stays on stable.
@@ -404,4 +404,23 @@ async fn one_rollback() -> Result<Duration, BenchError> {
         )));
     }
     Ok(failures[failures.len() - 1] - failures[MIN_REQUESTS - 1])
+}
+
+/// `kiln/canary@1`, the WASM component a deployment runs, loaded as `kiln
+/// run` loads it.
+async fn bundled_canary() -> Result<kiln_deploy::components::WasmStrategy, BenchError> {
+    let fail = |e: &dyn std::fmt::Display| BenchError::Proxy(format!("kiln/canary@1: {e}"));
+    let bytes = kiln_bundled::find("canary", 1)
+        .ok_or_else(|| fail(&"not bundled"))?
+        .bytes;
+    let runtime = kiln_wasm::Runtime::new(kiln_wasm::default_cache_dir(), Default::default())
+        .map_err(|e| fail(&e))?;
+    let plugin = runtime
+        .load("kiln/canary@1", bytes, &kiln_wasm::sha256(bytes))
+        .await
+        .map_err(|e| fail(&e))?;
+    Ok(kiln_deploy::components::WasmStrategy::new(
+        Arc::new(runtime),
+        plugin,
+    ))
 }

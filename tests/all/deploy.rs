@@ -1,8 +1,8 @@
 //! Deployments end to end: the real `kiln` binary rolling the HTTP test
 //! service out on the `process` target, behind its proxy, while a bounded
-//! loopback request loop watches every answer. Strategies and the health
-//! check are the native stand-ins for the first-party components (test
-//! builds only) until the WASM host is connected.
+//! loopback request loop watches every answer. Strategies and health
+//! checks are the real WASI components: the bundled ones, and third-party
+//! ones built by the test suite (`tests/plugins/guests`).
 
 use std::time::{Duration, Instant};
 
@@ -47,8 +47,8 @@ fn rolling_v1_to_v2_serves_every_request() {
     let out = deploy(&kiln, "v2", "good");
     let seen = load.finish();
     out.code(0);
-    // One instance at a time, each healthy before it gets traffic and
-    // before a v1 instance goes.
+    // One instance at a time, each healthy before it gets traffic; every
+    // v1 instance serves until the promotion.
     let order: Vec<&str> = out
         .stdout
         .lines()
@@ -61,15 +61,12 @@ fn rolling_v1_to_v2_serves_every_request() {
             "→ scale v2 to 1",
             "→ check-health",
             "→ set-weight 33%",
-            "→ scale v1 to 2",
             "→ scale v2 to 2",
             "→ check-health",
             "→ set-weight 66%",
-            "→ scale v1 to 1",
             "→ scale v2 to 3",
             "→ check-health",
             "→ set-weight 100%",
-            "→ scale v1 to 0",
             "→ promote",
         ],
         "{out}"
@@ -101,7 +98,7 @@ fn canary_v3_errors_roll_back_to_all_v1() {
     let kiln = Kiln::new().pipeline(&pipeline(
         port,
         2,
-        "{ uses: kiln/canary@1, with: { weights: '10,50,100', interval: 5s, max-error-rate: '0.1', min-requests: '5' } }",
+        "{ uses: kiln/canary@1, with: { weights: '10,50,100', interval: 5s, max-error-rate: '10', min-requests: '5' } }",
         "",
     ));
     let _down = Teardown(&kiln);
@@ -111,7 +108,8 @@ fn canary_v3_errors_roll_back_to_all_v1() {
     let seen = load.finish();
     out.code(1)
         .stdout_has("→ set-weight 10%")
-        .stdout_has("error rate 100.0% at weight 10% is above 10.0%")
+        .stdout_has("→ rollback: error rate 100.0% of `v3` at weight 10% (")
+        .stdout_has("requests) is above max-error-rate 10%")
         .stdout_has("rolled back `web` to version `v1`");
     assert!(seen.iter().any(|(c, _)| *c == 500), "v3 got its 10 %");
     assert!(!out.stdout.contains("set-weight 50%"), "{out}");
@@ -132,8 +130,8 @@ fn v4_failing_health_never_receives_traffic() {
     let out = deploy(&kiln, "v4", "unhealthy");
     let seen = load.finish();
     out.code(1)
-        .stdout_has("unhealthy (GET /healthz: 503)")
-        .stdout_has("a `v4` instance is not healthy");
+        .stdout_has("unhealthy (GET /healthz: 503 in ")
+        .stdout_has("→ rollback: 0 of 1 instances of `v4` healthy after 3 checks");
     assert!(
         seen.iter().all(|(c, b)| *c == 200 && b == "v1"),
         "{:?}",
@@ -148,7 +146,7 @@ fn blue_green_switches_atomically() {
     let kiln = Kiln::new().pipeline(&pipeline(
         port,
         2,
-        "{ uses: kiln/blue-green@1, with: { observe: 300ms } }",
+        "{ uses: kiln/blue-green@1, with: { health-interval: 300ms } }",
         "",
     ));
     let _down = Teardown(&kiln);
@@ -223,9 +221,10 @@ fn kill_9_during_a_canary_then_resume_rolls_back_cleanly() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
+    // The first canary step (50 %) runs one of the two replicas.
     assert_eq!(
         running(&kiln, "v2"),
-        2,
+        1,
         "instances outlive their controller"
     );
     let out = kiln.run_with(["deploy", "resume"]);
@@ -266,12 +265,81 @@ fn targets_and_plugins_this_build_lacks_fail_the_job_with_a_reason() {
     kiln.run_with(["run"]).code(1).stdout_has(
         "kiln: the `docker` target needs the container runtime, which this build of kiln does not have yet",
     );
+}
+
+#[test]
+fn a_third_party_strategy_and_health_check_drive_a_rollout() {
+    let port = free_port();
+    let yaml = pipeline(
+        port,
+        2,
+        "{ uses: ./all-at-once.wasm, with: { label: go } }",
+        "",
+    )
+    .replace(
+        "{ uses: kiln/http-health@1, with: { path: /healthz } }",
+        "{ uses: ./always-healthy.wasm }",
+    );
+    let kiln = Kiln::new()
+        .pipeline(&yaml)
+        .bytes(
+            "all-at-once.wasm",
+            &std::fs::read(kiln_test_plugins::ALL_AT_ONCE).unwrap(),
+        )
+        .bytes(
+            "always-healthy.wasm",
+            &std::fs::read(kiln_test_plugins::HEALTH).unwrap(),
+        );
+    let _down = Teardown(&kiln);
+    deploy(&kiln, "v1", "good").code(0);
+    let out = deploy(&kiln, "v2", "good");
+    out.code(0)
+        .stdout_has("with ./all-at-once.wasm (2 replicas)")
+        .stdout_has("→ scale v2 to 2")
+        .stdout_has(": healthy (ok)")
+        .stdout_has("→ set-weight 100%")
+        .stdout_has("promoted `web` to version `v2`");
+    assert!(sample(port, 10).iter().all(|(c, b)| *c == 200 && b == "v2"));
+    // Both are pinned like any `uses:`; a changed component is refused.
+    let lock = kiln.read("kiln.lock");
+    assert!(lock.contains("./all-at-once.wasm"), "{lock}");
+    assert!(lock.contains("./always-healthy.wasm"), "{lock}");
+    std::fs::write(
+        kiln.path("all-at-once.wasm"),
+        std::fs::read(kiln_test_plugins::NOOP).unwrap(),
+    )
+    .unwrap();
+    kiln.run_with(["run", "--locked", "--var", "VERSION=v3"])
+        .code(2)
+        .stderr_has("./all-at-once.wasm");
+}
+
+#[test]
+fn strategy_and_health_references_are_checked_before_anything_runs() {
+    let kiln = Kiln::new().pipeline(concat!(
+        "jobs:\n  ship:\n    deploy:\n      service: web\n      command: 'true'\n      version: '1'\n",
+        "      strategy: { uses: kiln/canary@1, with: { wieghts: '10,100' } }\n",
+        "      health: { uses: kiln/rolling@1 }\n",
+    ));
+    let out = kiln.run_with(["validate"]);
+    out.code(2)
+        .stderr_has("plugin `kiln/canary@1` has no input `wieghts`")
+        .stderr_has("did you mean `weights`?")
+        .stderr_has("kiln.yml:7:48")
+        .stderr_has(
+            "plugin `kiln/rolling@1` is a `deploy-strategy` component; `deploy.health` needs a `health-check`",
+        )
+        .stderr_has("kiln.yml:8:23");
+    kiln.run_with(["run"])
+        .code(2)
+        .stderr_has("has no input `wieghts`");
     let kiln = Kiln::new().pipeline(
-        "jobs:\n  ship:\n    deploy: { service: web, command: 'true', version: '1', strategy: acme/slow@2 }\n",
+        "jobs:\n  ship:\n    deploy: { service: web, command: 'true', version: '1', strategy: ./missing.wasm }\n",
     );
-    kiln.run_with(["run"]).code(1).stdout_has(
-        "kiln: strategy `acme/slow@2` is not a bundled strategy; deployments take `kiln/rolling@1`, `kiln/blue-green@1` or `kiln/canary@1` (other references are not resolved for `deploy:` yet)",
-    );
+    kiln.run_with(["run"])
+        .code(2)
+        .stderr_has("./missing.wasm")
+        .stderr_has("kiln.yml:3:");
 }
 
 #[test]
@@ -279,17 +347,32 @@ fn simulate_prints_the_decisions_of_a_script() {
     let kiln = Kiln::new().file(
         "canary.json",
         r#"{"stable": "v1", "candidate": "v3", "replicas": 2,
-            "params": {"weights": "10,100", "interval": "1s", "poll": "500ms"},
-            "traffic": [{"requests": 100, "errors": 0}, {"requests": 100, "errors": 40}]}"#,
+            "params": {"weights": "10,100", "interval": "1s"},
+            "traffic": [{"requests": 100, "errors": 40}]}"#,
     );
+    let rollback = "rollback: error rate 40.0% of `v3` at weight 10% (40 of 100 requests) is above max-error-rate 5%";
     kiln.run_with(["deploy", "simulate", "canary.json", "--strategy", "kiln/canary@1"])
         .code(1)
-        .stdout_is(
-            "     0ms  scale v3 to 2\n     0ms  check-health\n     0ms  set-weight 10%\n     0ms  wait 500ms\n\
-             \x20  500ms  wait 500ms\n\
-             \x20 1000ms  rollback: error rate 40.0% at weight 10% is above 5.0% (40 of 100 requests)\n\
-             rolled back: error rate 40.0% at weight 10% is above 5.0% (40 of 100 requests)\n",
-        );
+        .stdout_is(&format!(
+            "     0ms  scale v3 to 1\n     0ms  check-health\n     0ms  set-weight 10%\n     0ms  wait 1000ms\n\
+             \x20 1000ms  {rollback}\nrolled back: {}\n",
+            rollback.trim_start_matches("rollback: ")
+        ));
+    let kiln = kiln.file(
+        "typo.json",
+        r#"{"candidate": "v2", "replicas": 1, "params": {"wieghts": "10,100"}}"#,
+    );
+    kiln.run_with([
+        "deploy",
+        "simulate",
+        "typo.json",
+        "--strategy",
+        "kiln/canary@1",
+    ])
+    .code(2)
+    .stderr_has(
+        "error: `typo.json`: strategy `kiln/canary@1` has no input `wieghts`; it takes `weights`",
+    );
     let kiln = kiln.file(
         "bad.json",
         r#"{"candidate": "v2", "replicas": 1, "helth": []}"#,

@@ -44,13 +44,13 @@ impl Kiln {
         self.file("kiln.yml", yaml)
     }
 
-    /// Writes a file relative to the working directory.
     /// Writes `contents` (any bytes) to `path` in the case's directory.
     pub fn bytes(self, path: &str, contents: &[u8]) -> Self {
         std::fs::write(self.dir.path().join(path), contents).expect("write file");
         self
     }
 
+    /// Writes a file relative to the working directory.
     pub fn file(self, path: &str, contents: &str) -> Self {
         let path = self.dir.path().join(path);
         if let Some(parent) = path.parent() {

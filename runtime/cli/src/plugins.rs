@@ -1,6 +1,7 @@
-//! The `uses:` steps of a plan: each reference resolved, its component
-//! loaded (compile cache first) and its metadata checked against the
-//! step's `with:` and `permissions:` — before anything runs.
+//! The components of a plan — `uses:` steps, and the strategies and health
+//! checks of `deploy:` jobs: each reference resolved, its component loaded
+//! (compile cache first) and its metadata checked against the `with:` and
+//! `permissions:` written for it — before anything runs.
 //!
 //! The components come from kiln-fetch (`command/plugin/pipeline.rs`),
 //! verified and pinned in `kiln.lock`; a local `.wasm` file that did not
@@ -14,6 +15,7 @@ use kiln_pipeline::{Diagnostic, Permissions, Plan, Span, StepAction, UsesSpans};
 use kiln_wasm::{ArtifactAccess, Limits, NoArtifactStore, Plugin, Runtime, WasmActions, World};
 
 use crate::command::plugin::pipeline::Components;
+use crate::deploy_plugins::DeployComponents;
 
 /// What loading a plan's plugins produced.
 pub(crate) struct Prepared {
@@ -21,6 +23,8 @@ pub(crate) struct Prepared {
     pub diagnostics: Vec<Diagnostic>,
     /// The action host for the run; `None` when the plan has no `uses:`.
     pub actions: Option<Arc<WasmActions>>,
+    /// The loaded strategies and health checks of `deploy:` jobs.
+    pub deploy: DeployComponents,
 }
 
 /// A component found for a reference.
@@ -79,11 +83,90 @@ pub(crate) fn resolve(
     Ok(Resolved { bytes, digest })
 }
 
+/// What a component is used as, which decides the world it must
+/// implement and what it may be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Role {
+    /// A `uses:` step.
+    Action,
+    /// `deploy.strategy`.
+    Strategy,
+    /// `deploy.health`.
+    HealthCheck,
+}
+
+impl Role {
+    fn world(self) -> World {
+        match self {
+            Role::Action => World::Action,
+            Role::Strategy => World::DeployStrategy,
+            Role::HealthCheck => World::HealthCheck,
+        }
+    }
+
+    /// How the pipeline names the place the component is used.
+    fn place(self) -> &'static str {
+        match self {
+            Role::Action => "a `uses:` step",
+            Role::Strategy => "`deploy.strategy`",
+            Role::HealthCheck => "`deploy.health`",
+        }
+    }
+}
+
 struct UsesStep<'a> {
+    role: Role,
     reference: &'a str,
     with: Vec<&'a str>,
     permissions: &'a Permissions,
     spans: &'a UsesSpans,
+}
+
+/// Strategies and health checks are granted nothing the pipeline chooses.
+static NO_GRANTS: std::sync::LazyLock<Permissions> = std::sync::LazyLock::new(Permissions::default);
+
+fn uses_of<'a>(plan: &'a Plan) -> Vec<UsesStep<'a>> {
+    let mut steps: Vec<UsesStep<'a>> = Vec::new();
+    let mut add = |step: UsesStep<'a>| {
+        // Matrix instances share their source; check each use once.
+        if !steps
+            .iter()
+            .any(|s| s.spans.reference == step.spans.reference)
+        {
+            steps.push(step);
+        }
+    };
+    for step in plan.jobs.iter().flat_map(|j| &j.steps) {
+        match &step.action {
+            StepAction::Uses {
+                reference,
+                with,
+                permissions,
+                spans,
+            } => add(UsesStep {
+                role: Role::Action,
+                reference,
+                with: with.iter().map(|(k, _)| k.as_str()).collect(),
+                permissions,
+                spans,
+            }),
+            StepAction::Deploy(deploy) => {
+                let strategy = std::iter::once((Role::Strategy, &deploy.strategy));
+                let health = deploy.health.iter().map(|h| (Role::HealthCheck, h));
+                for (role, used) in strategy.chain(health) {
+                    add(UsesStep {
+                        role,
+                        reference: &used.uses,
+                        with: used.with.iter().map(|(k, _)| k.as_str()).collect(),
+                        permissions: &NO_GRANTS,
+                        spans: &used.spans,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    steps
 }
 
 /// Loads and checks every plugin of `plan`.
@@ -95,55 +178,34 @@ pub(crate) fn prepare(
     components: &Components,
     artifacts: Option<Arc<dyn ArtifactAccess>>,
 ) -> Prepared {
-    let mut steps: Vec<UsesStep<'_>> = Vec::new();
-    for step in plan.jobs.iter().flat_map(|j| &j.steps) {
-        if let StepAction::Uses {
-            reference,
-            with,
-            permissions,
-            spans,
-        } = &step.action
-        {
-            // Matrix instances share their source; check each step once.
-            if steps.iter().any(|s| s.spans.reference == spans.reference) {
-                continue;
-            }
-            steps.push(UsesStep {
-                reference,
-                with: with.iter().map(|(k, _)| k.as_str()).collect(),
-                permissions,
-                spans,
-            });
-        }
-    }
+    let steps = uses_of(plan);
     let mut diagnostics = Vec::new();
+    let mut prepared = Prepared {
+        diagnostics: Vec::new(),
+        actions: None,
+        deploy: DeployComponents::default(),
+    };
     if steps.is_empty() {
-        return Prepared {
-            diagnostics,
-            actions: None,
-        };
+        return prepared;
     }
     let runtime = match Runtime::new(kiln_wasm::default_cache_dir(), Limits::default()) {
         Ok(runtime) => Arc::new(runtime),
         Err(e) => {
-            diagnostics.push(Diagnostic::error(
+            prepared.diagnostics.push(Diagnostic::error(
                 "plugin-host",
                 steps[0].spans.reference,
                 crate::error::chain(&e),
             ));
-            return Prepared {
-                diagnostics,
-                actions: None,
-            };
+            return prepared;
         }
     };
-    let mut loaded: HashMap<&str, Option<Arc<Plugin>>> = HashMap::new();
+    let mut loaded: HashMap<(&str, Role), Option<Arc<Plugin>>> = HashMap::new();
     let async_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a current-thread runtime builds");
     for step in &steps {
-        if loaded.contains_key(step.reference) {
+        if loaded.contains_key(&(step.reference, step.role)) {
             continue;
         }
         let plugin = load(
@@ -154,10 +216,10 @@ pub(crate) fn prepare(
             components,
             &mut diagnostics,
         );
-        loaded.insert(step.reference, plugin);
+        loaded.insert((step.reference, step.role), plugin);
     }
     for step in &steps {
-        if let Some(Some(plugin)) = loaded.get(step.reference) {
+        if let Some(Some(plugin)) = loaded.get(&(step.reference, step.role)) {
             check(plugin, step, &mut diagnostics);
         }
     }
@@ -167,26 +229,35 @@ pub(crate) fn prepare(
         cache_hits = stats.disk_hits,
         "plugins loaded"
     );
-    let root = workspace.to_owned();
-    let mut actions = WasmActions::new(
-        runtime,
-        artifacts.unwrap_or_else(|| Arc::new(NoArtifactStore)),
-    )
-    .with_resolver(
-        move |reference| match resolve(reference, &root, &Components::new()) {
-            Ok(r) => Ok((r.bytes, r.digest)),
-            Err(Unresolved::Missing(m) | Unresolved::Invalid(m, _)) => Err(m),
-        },
-    );
-    for (reference, plugin) in loaded {
-        if let Some(plugin) = plugin {
-            actions.insert(reference, plugin);
+    prepared.diagnostics = diagnostics;
+    let mut deploy = DeployComponents::new(runtime.clone());
+    let mut actions = Vec::new();
+    for ((reference, role), plugin) in loaded {
+        match (role, plugin) {
+            (Role::Action, Some(plugin)) => actions.push((reference, plugin)),
+            (Role::Strategy | Role::HealthCheck, Some(plugin)) => deploy.insert(plugin),
+            (_, None) => {}
         }
     }
-    Prepared {
-        diagnostics,
-        actions: Some(Arc::new(actions)),
+    prepared.deploy = deploy;
+    if steps.iter().any(|s| s.role == Role::Action) {
+        let root = workspace.to_owned();
+        let mut host = WasmActions::new(
+            runtime,
+            artifacts.unwrap_or_else(|| Arc::new(NoArtifactStore)),
+        )
+        .with_resolver(move |reference| {
+            match resolve(reference, &root, &Components::new()) {
+                Ok(r) => Ok((r.bytes, r.digest)),
+                Err(Unresolved::Missing(m) | Unresolved::Invalid(m, _)) => Err(m),
+            }
+        });
+        for (reference, plugin) in actions {
+            host.insert(reference, plugin);
+        }
+        prepared.actions = Some(Arc::new(host));
     }
+    prepared
 }
 
 fn load(
@@ -199,6 +270,15 @@ fn load(
 ) -> Option<Arc<Plugin>> {
     let span = step.spans.reference;
     let resolved = match resolve(step.reference, workspace, components) {
+        // A strategy or health check is needed when the rollout starts,
+        // before any step of the run could have built it.
+        Err(Unresolved::Missing(message)) if step.role != Role::Action => {
+            diagnostics.push(
+                Diagnostic::error("plugin-not-found", span, message)
+                    .with_help("build the component before `kiln run`, or fix the path"),
+            );
+            return None;
+        }
         Ok(resolved) => resolved,
         Err(Unresolved::Missing(message)) => {
             // An earlier job may build it: checked again when the step runs.
@@ -216,21 +296,27 @@ fn load(
     };
     let plugin =
         async_runtime.block_on(runtime.load(step.reference, &resolved.bytes, &resolved.digest));
+    let world = step.role.world();
     match plugin {
-        Ok(plugin) if plugin.world == World::Action => Some(plugin),
+        Ok(plugin) if plugin.world == world => Some(plugin),
         Ok(plugin) => {
             diagnostics.push(
                 Diagnostic::error(
                     "plugin-load",
                     span,
                     format!(
-                        "plugin `{}` is a `{}` component; a `uses:` step needs an `action`",
+                        "plugin `{}` is a `{}` component; {} needs a `{}`",
                         step.reference,
-                        plugin.world.name()
+                        plugin.world.name(),
+                        step.role.place(),
+                        world.name()
                     ),
                 )
-                .with_label("not an action")
-                .with_help("use a component built for `world action` of `kiln:plugin`"),
+                .with_label(format!("not a `{}`", world.name()))
+                .with_help(format!(
+                    "use a component built for `world {}` of `kiln:plugin`",
+                    world.name()
+                )),
             );
             None
         }
@@ -263,18 +349,41 @@ fn check(plugin: &Plugin, step: &UsesStep<'_>, out: &mut Vec<Diagnostic>) {
     let grants = step.permissions;
     let name = step.reference;
     let at = step.spans.permissions.unwrap_or(step.spans.reference);
-    for gap in plugin.metadata.ungranted(grants) {
+    let gaps = plugin.metadata.ungranted(grants);
+    if step.role == Role::Action {
+        for gap in gaps {
+            out.push(
+                Diagnostic::error(
+                    "ungranted-capability",
+                    at,
+                    format!(
+                        "plugin `{name}` needs {}, which this step does not grant",
+                        gap.what
+                    ),
+                )
+                .with_label("not granted here")
+                .with_help(gap.fix),
+            );
+        }
+    } else if let Some(gap) = gaps.into_iter().next() {
+        // The host grants a strategy nothing and a health check its
+        // target's address; a component that needs more cannot work.
+        let granted = match step.role {
+            Role::HealthCheck => "only the address of the instance it checks",
+            _ => "nothing: strategies only decide",
+        };
         out.push(
             Diagnostic::error(
                 "ungranted-capability",
                 at,
                 format!(
-                    "plugin `{name}` needs {}, which this step does not grant",
-                    gap.what
+                    "plugin `{name}` needs {}, but {} is granted {granted}",
+                    gap.what,
+                    step.role.place()
                 ),
             )
-            .with_label("not granted here")
-            .with_help(gap.fix),
+            .with_label("cannot be granted here")
+            .with_help("use a component that declares no capabilities"),
         );
     }
     let declared = &plugin.metadata.inputs;

@@ -3,12 +3,14 @@
 //! Owns the controller ([`controller`]), the targets instances run on
 //! ([`platform`]), the weighted traffic proxy ([`proxy`]), approvals and
 //! the durable rollout journal ([`journal`]), and the dry-run simulator
-//! ([`simulate`]). It loads no plugin: strategies and health checks come in
+//! ([`simulate`]). The controller drives strategies and health checks
 //! through the [`Strategy`] and [`HealthCheck`] traits, whose types mirror
-//! the WIT records ([`contract`]). It never prints; progress goes to a
+//! the WIT records ([`contract`]); [`components`] implements them over
+//! loaded WASI components. Finding and fetching components is the caller's. It never prints; progress goes to a
 //! [`controller::Log`] the caller renders.
 #![warn(missing_docs)]
 
+pub mod components;
 pub mod contract;
 pub mod controller;
 mod error;
@@ -19,35 +21,9 @@ pub mod proxy;
 pub mod resume;
 pub mod simulate;
 pub mod spec;
-#[cfg(any(test, feature = "test-support"))]
-pub mod testing;
 #[cfg(test)]
 mod tests;
 
 pub use controller::{Controller, Outcome};
 pub use error::{DeployError, Result};
 pub use plugin::{BoxFuture, HealthCheck, Strategy};
-
-/// The native test stand-in for a first-party strategy reference, in
-/// builds with the `test-support` feature (test builds of `kiln`); `None`
-/// otherwise. Production strategies are WASM components.
-pub fn stand_in_strategy(uses: &str) -> Option<Box<dyn Strategy>> {
-    #[cfg(any(test, feature = "test-support"))]
-    return testing::strategy(uses);
-    #[cfg(not(any(test, feature = "test-support")))]
-    {
-        let _ = uses;
-        None
-    }
-}
-
-/// Like [`stand_in_strategy`], for health checks.
-pub fn stand_in_health(uses: &str) -> Option<std::sync::Arc<dyn HealthCheck>> {
-    #[cfg(any(test, feature = "test-support"))]
-    return testing::health(uses);
-    #[cfg(not(any(test, feature = "test-support")))]
-    {
-        let _ = uses;
-        None
-    }
-}

@@ -89,6 +89,21 @@ fn processes_with_env(key: &str, value: &str) -> Vec<i32> {
         .collect()
 }
 
+/// The rollout that last promoted a version other than `stable`: what
+/// [`rollback_service`] restores (its spec, and its health check).
+pub fn rollback_source(journal: &Journal, service: &str, stable: &str) -> Result<RolloutRecord> {
+    journal
+        .history(service)?
+        .into_iter()
+        .filter(|r| r.status == "promoted" && r.candidate != stable)
+        .find(|r| !r.spec.service.is_empty())
+        .ok_or_else(|| {
+            DeployError::NotFound(format!(
+                "service `{service}` has no earlier version to roll back to (only `{stable}` was ever promoted)"
+            ))
+        })
+}
+
 /// Switches `service` back to the version that served before the current
 /// one: starts it, checks it, moves all traffic at once, removes the
 /// current version. If the old version is not healthy, the current one
@@ -102,16 +117,7 @@ pub async fn rollback_service(c: &Controller<'_>, service: &str, run: i64) -> Re
             "service `{service}` has no serving version"
         )));
     };
-    let history = c.journal.history(service)?;
-    let previous = history
-        .iter()
-        .filter(|r| r.status == "promoted" && r.candidate != stable)
-        .find(|r| !r.spec.service.is_empty())
-        .ok_or_else(|| {
-            DeployError::NotFound(format!(
-                "service `{service}` has no earlier version to roll back to (only `{stable}` was ever promoted)"
-            ))
-        })?;
+    let previous = rollback_source(c.journal, service, &stable)?;
     let settings = RolloutSettings {
         run,
         strategy: "manual rollback".into(),

@@ -345,6 +345,10 @@ pub struct PluginUse {
     pub uses: String,
     /// `with:` parameters.
     pub with: Vec<(String, Template)>,
+    /// Where the reference and the parameters are written (`permissions`
+    /// is always `None`: the host grants these components what their role
+    /// needs, nothing the pipeline chooses).
+    pub spans: UsesSpans,
 }
 
 /// `proxy: { listen, sticky }`.

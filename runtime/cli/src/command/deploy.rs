@@ -3,9 +3,9 @@
 //! [`Deployer`]: it turns the rendered request into a rollout and streams
 //! the controller's progress as the job's output.
 //!
-//! Strategies and health checks are resolved in [`strategy`] and
-//! [`health`]: until the WASM host is connected, only test builds have
-//! (native stand-ins for) the first-party ones.
+//! Strategies and health checks are WASI components, loaded with the
+//! run's other plugins ([`DeployComponents`]); the commands that act on a
+//! recorded rollout load the recorded reference again.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ use kiln_deploy::journal::Journal;
 use kiln_deploy::platform::{Platform, ProcessPlatform};
 use kiln_deploy::proxy::{Router, Traffic};
 use kiln_deploy::spec::{self, Readiness, RolloutSettings, RunSpec, ServiceSpec, Sticky};
-use kiln_deploy::{Controller, HealthCheck, Outcome, Strategy, resume};
+use kiln_deploy::{Controller, HealthCheck, Outcome, resume};
 use kiln_engine::Stream;
 use kiln_engine::deploy::{DeployRequest, DeployRunSpec, Deployer};
 use kiln_engine::executor::{BoxFuture, OutputSender, StepControl, StepExit};
@@ -27,31 +27,9 @@ use kiln_pipeline::DeployTarget;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{DeployCommand, GateArgs};
+use crate::deploy_plugins::DeployComponents;
 use crate::error::{CliError, EXIT_FAILED};
 use crate::locate;
-
-/// Resolves a strategy reference to a bundled component (`kiln/canary@1`).
-fn strategy(uses: &str) -> Result<Box<dyn Strategy>, String> {
-    // kiln's own e2e tests pin the controller's behaviour with native
-    // stand-ins (see docs/deploy.md); every other build runs the bundled
-    // component.
-    if let Some(stand_in) = kiln_deploy::stand_in_strategy(uses) {
-        return Ok(stand_in);
-    }
-    if let Some(loaded) = crate::deploy_plugins::WasmStrategy::bundled(uses) {
-        return loaded.map(|s| Box::new(s) as Box<dyn Strategy>);
-    }
-    Err(format!(
-        "strategy `{uses}` is not a bundled strategy; deployments take `kiln/rolling@1`, `kiln/blue-green@1` or `kiln/canary@1` (other references are not resolved for `deploy:` yet)"
-    ))
-}
-
-/// Resolves a health-check reference. The seam the WASM host plugs into.
-fn health(uses: &str) -> Result<Arc<dyn HealthCheck>, String> {
-    kiln_deploy::stand_in_health(uses).ok_or_else(|| {
-        format!("health check `{uses}` needs the WASI plugin runtime, which this build of kiln does not have yet")
-    })
-}
 
 /// The platform of a target. The seam kiln-docker plugs into.
 fn platform(target: DeployTarget) -> Result<Arc<dyn Platform>, String> {
@@ -76,11 +54,17 @@ fn launch_proxy(listen: SocketAddr, socket: &Path) -> std::process::Command {
 #[derive(Debug)]
 pub(crate) struct CliDeployer {
     state_dir: PathBuf,
+    components: DeployComponents,
 }
 
 impl CliDeployer {
-    pub(crate) fn new(state_dir: PathBuf) -> Self {
-        Self { state_dir }
+    /// Deploys with the strategies and health checks in `components`,
+    /// keeping rollout state under `state_dir`.
+    pub(crate) fn new(state_dir: PathBuf, components: DeployComponents) -> Self {
+        Self {
+            state_dir,
+            components,
+        }
     }
 }
 
@@ -147,6 +131,7 @@ impl Deployer for CliDeployer {
         control: StepControl,
     ) -> BoxFuture<'static, StepExit> {
         let state_dir = self.state_dir.clone();
+        let components = self.components.clone();
         Box::pin(async move {
             let log: Log = {
                 let output = output.clone();
@@ -154,7 +139,7 @@ impl Deployer for CliDeployer {
                     let _ = output.send((Stream::Stdout, format!("{line}\n").into_bytes()));
                 })
             };
-            match rollout(&state_dir, request, log, control.stop).await {
+            match rollout(&state_dir, &components, request, log, control.stop).await {
                 Ok(Outcome::Promoted) => StepExit::Exited(0),
                 Ok(Outcome::RolledBack(_)) => StepExit::Exited(1),
                 Err(message) => StepExit::Infrastructure(message),
@@ -165,13 +150,18 @@ impl Deployer for CliDeployer {
 
 async fn rollout(
     state_dir: &Path,
+    components: &DeployComponents,
     request: DeployRequest,
     log: Log,
     stop: CancellationToken,
 ) -> Result<Outcome, String> {
     let (spec, settings) = to_spec(&request);
-    let mut strategy = strategy(&settings.strategy)?;
-    let health = settings.health.as_deref().map(health).transpose()?;
+    let mut strategy = components.strategy(&settings.strategy)?;
+    let health = settings
+        .health
+        .as_deref()
+        .map(|uses| components.health(uses))
+        .transpose()?;
     let platform = platform(request.target)?;
     let journal = Journal::open(state_dir).map_err(|e| e.to_string())?;
     let traffic = resume::ensure_proxy(&journal, &spec.service, settings.listen, &launch_proxy)
@@ -308,9 +298,7 @@ async fn resume_all(journal: &Journal, service: Option<&str>) -> Result<u8, CliE
         )
         .await?;
         let mut c = offline_controller(journal, Arc::new(traffic));
-        if let Some(uses) = &record.settings.health {
-            c.health = Some(health(uses).map_err(CliError::Usage)?);
-        }
+        c.health = recorded_health(record.settings.health.as_deref(), &record.spec.workdir)?;
         match resume::resume(&c, &record).await? {
             Outcome::Promoted => {}
             Outcome::RolledBack(_) => code = EXIT_FAILED,
@@ -325,11 +313,32 @@ async fn rollback(journal: &Journal, service: &str) -> Result<u8, CliError> {
         CliError::Usage(format!("service `{service}` has never been deployed here"))
     })?;
     let traffic = resume::ensure_proxy(journal, service, listen, &launch_proxy).await?;
-    let c = offline_controller(journal, Arc::new(traffic));
+    let mut c = offline_controller(journal, Arc::new(traffic));
+    // The version rolled back to is checked as it was when it was promoted.
+    if let Some(stable) = &record.stable
+        && let Ok(source) = resume::rollback_source(journal, service, stable)
+    {
+        c.health = recorded_health(source.settings.health.as_deref(), &source.spec.workdir)?;
+    }
     match resume::rollback_service(&c, service, 0).await? {
         Outcome::Promoted => Ok(0),
         Outcome::RolledBack(_) => Ok(EXIT_FAILED),
     }
+}
+
+/// The health check a rollout recorded, loaded again (a local path is
+/// relative to the workspace it was deployed from).
+fn recorded_health(
+    uses: Option<&str>,
+    workspace: &Path,
+) -> Result<Option<Arc<dyn HealthCheck>>, CliError> {
+    let Some(uses) = uses else {
+        return Ok(None);
+    };
+    DeployComponents::standalone(uses, workspace)
+        .and_then(|loaded| loaded.health(uses))
+        .map(Some)
+        .map_err(|e| CliError::Usage(format!("cannot load the recorded health check: {e}")))
 }
 
 fn history(journal: &Journal, service: &str) -> Result<u8, CliError> {
@@ -377,7 +386,27 @@ fn simulate(path: &Path, uses: &str) -> Result<u8, CliError> {
             path.display()
         ))
     })?;
-    let mut strategy = strategy(uses).map_err(CliError::Usage)?;
+    let base = std::env::current_dir().map_err(|source| CliError::Io {
+        path: PathBuf::from("."),
+        source,
+    })?;
+    let mut strategy = DeployComponents::standalone(uses, &base)
+        .and_then(|loaded| loaded.strategy(uses))
+        .map_err(CliError::Usage)?;
+    let inputs: Vec<String> = strategy
+        .metadata()
+        .inputs
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    if let Some(unknown) = script.params.keys().find(|k| !inputs.contains(k)) {
+        let takes: Vec<String> = inputs.iter().map(|i| format!("`{i}`")).collect();
+        return Err(CliError::Usage(format!(
+            "`{}`: strategy `{uses}` has no input `{unknown}`; it takes {}",
+            path.display(),
+            takes.join(", ")
+        )));
+    }
     let (steps, end) = kiln_deploy::simulate::simulate(strategy.as_mut(), &script);
     for s in &steps {
         println!("{:>8}  {}", format!("{}ms", s.at_ms), s.decision);

@@ -70,9 +70,10 @@ pub(crate) fn prepare_plugins(
     located: &Located,
     components: &plugin::pipeline::Components,
     artifacts: std::sync::Arc<dyn kiln_wasm::ArtifactAccess>,
-) -> Result<Option<std::sync::Arc<kiln_wasm::WasmActions>>, CliError> {
-    let prepared = crate::plugins::prepare(plan, &located.workspace, components, Some(artifacts));
-    let (errors, warnings) = split(prepared.diagnostics);
+) -> Result<crate::plugins::Prepared, CliError> {
+    let mut prepared =
+        crate::plugins::prepare(plan, &located.workspace, components, Some(artifacts));
+    let (errors, warnings) = split(std::mem::take(&mut prepared.diagnostics));
     if !errors.is_empty() {
         let mut diagnostics = warnings;
         diagnostics.extend(errors);
@@ -82,7 +83,7 @@ pub(crate) fn prepare_plugins(
         "{}",
         crate::diagnostics::render(source, &warnings, crate::style::Palette::stderr())
     );
-    Ok(prepared.actions)
+    Ok(prepared)
 }
 
 /// Errors and warnings apart.

@@ -57,7 +57,7 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
         located.workspace.clone(),
         plugin_run.clone(),
     );
-    let actions = super::prepare_plugins(
+    let plugins = super::prepare_plugins(
         &source,
         &plan,
         &located,
@@ -117,7 +117,8 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
             state,
             owner,
             sweep: containers,
-            actions,
+            actions: plugins.actions,
+            deploy: plugins.deploy,
         },
         to_consumer,
     ));
@@ -150,6 +151,8 @@ struct EngineInput {
     sweep: Option<Sweep>,
     /// Runs the `uses:` steps (`None`: the plan has none).
     actions: Option<std::sync::Arc<kiln_wasm::WasmActions>>,
+    /// The strategies and health checks of the `deploy:` jobs.
+    deploy: crate::deploy_plugins::DeployComponents,
 }
 
 /// The start-up sweep: containers of `state` whose run is `finished`.
@@ -279,6 +282,7 @@ async fn engine_run(
         owner,
         sweep,
         actions,
+        deploy,
     } = input;
     let mut options = kiln_engine::RunOptions::new(run_id, workspace);
     if let Some(parallelism) = parallelism {
@@ -292,6 +296,7 @@ async fn engine_run(
     options.actions = actions.map(|a| a as std::sync::Arc<dyn kiln_engine::ActionExecutor>);
     options.deployer = Some(std::sync::Arc::new(super::deploy::CliDeployer::new(
         state.clone(),
+        deploy,
     )));
     options.artifacts = Some(std::sync::Arc::new(
         crate::store_adapter::StoreAdapter::new(state),

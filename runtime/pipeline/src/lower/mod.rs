@@ -435,21 +435,38 @@ fn lower_deploy(
         None => None,
     };
     let env = pair_templates(texts, &deploy.env, visible, lookup)?;
+    let plugin = |texts: &mut Texts<'_>, written: &ast::PluginUse| {
+        Some(PluginUse {
+            uses: written.uses.value.clone(),
+            with: pair_templates(texts, &written.with, visible, lookup)?,
+            spans: UsesSpans {
+                reference: written.uses.span,
+                with: written
+                    .with
+                    .iter()
+                    .map(|p| (p.name.clone(), p.name_span))
+                    .collect(),
+                with_key: None,
+                permissions: None,
+            },
+        })
+    };
     let strategy = match &deploy.strategy {
-        Some(s) => PluginUse {
-            uses: s.uses.value.clone(),
-            with: pair_templates(texts, &s.with, visible, lookup)?,
-        },
+        Some(s) => plugin(texts, s)?,
+        // The default is written nowhere: problems point at `deploy:`.
         None => PluginUse {
             uses: DEFAULT_STRATEGY.into(),
             with: Vec::new(),
+            spans: UsesSpans {
+                reference: deploy.span,
+                with: Vec::new(),
+                with_key: None,
+                permissions: None,
+            },
         },
     };
     let health = match &deploy.health {
-        Some(h) => Some(PluginUse {
-            uses: h.uses.value.clone(),
-            with: pair_templates(texts, &h.with, visible, lookup)?,
-        }),
+        Some(h) => Some(plugin(texts, h)?),
         None => None,
     };
     Some(Step {

@@ -19,15 +19,25 @@ const LOCK: &str = "plugin-lock";
 /// Diagnostic code of a reference that could not be fetched or verified.
 const UNRESOLVED: &str = "plugin-unresolved";
 
-/// Each distinct `uses:` of the plan, once (matrix instances share a
-/// step), with where it is written.
+/// Each distinct component reference of the plan, once (matrix instances
+/// share a step), with where it is written: `uses:` steps and the strategy
+/// and health check of `deploy:` jobs.
 fn uses_steps(plan: &Plan, source: &SourceFile) -> Vec<(String, Span)> {
     let mut seen = BTreeMap::new();
     for job in &plan.jobs {
         for step in &job.steps {
-            if let StepAction::Uses { reference, .. } = &step.action {
-                seen.entry((step.span.start, reference.clone()))
-                    .or_insert_with(|| reference_span(source, step.span, reference));
+            match &step.action {
+                StepAction::Uses { reference, .. } => {
+                    seen.entry((step.span.start, reference.clone()))
+                        .or_insert_with(|| reference_span(source, step.span, reference));
+                }
+                StepAction::Deploy(deploy) => {
+                    for used in std::iter::once(&deploy.strategy).chain(&deploy.health) {
+                        seen.entry((used.spans.reference.start, used.uses.clone()))
+                            .or_insert(used.spans.reference);
+                    }
+                }
+                _ => {}
             }
         }
     }
