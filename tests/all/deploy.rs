@@ -262,10 +262,14 @@ fn rollback_by_hand_returns_to_the_previous_version() {
 #[test]
 fn targets_and_plugins_this_build_lacks_fail_the_job_with_a_reason() {
     let kiln = Kiln::new()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .pipeline("jobs:\n  ship:\n    deploy: { target: docker, service: web, image: 'app:1' }\n");
-    kiln.run_with(["run"]).code(1).stdout_has(
-        "kiln: the `docker` target needs the container runtime, which this build of kiln does not have yet",
-    );
+    kiln.run_with(["run"])
+        .code(1)
+        .stdout_has("kiln: cannot reach the Docker engine at `unix:///nonexistent/docker.sock`: ")
+        .stdout_has(
+            "; start it (`sudo systemctl start docker`) or point `DOCKER_HOST` at a running engine",
+        );
     let kiln = Kiln::new().pipeline(
         "jobs:\n  ship:\n    deploy: { service: web, command: 'true', version: '1', strategy: acme/slow@2 }\n",
     );
