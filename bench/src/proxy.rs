@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use kiln_deploy::contract::KeyValue;
 use kiln_deploy::controller::{Controller, Tuning};
 use kiln_deploy::journal::Journal;
-use kiln_deploy::platform::{Instance, InstanceHandle, InstanceSpec, Platform};
+use kiln_deploy::platform::{Instance, InstanceHandle, InstanceSpec, Platform, Strays};
 use kiln_deploy::proxy::{Backend, Router, RoutingTable};
 use kiln_deploy::spec::{Readiness, RolloutSettings, RunSpec, ServiceSpec};
 use kiln_deploy::{BoxFuture, Outcome};
@@ -277,8 +277,13 @@ impl Platform for Prestarted {
         Box::pin(async { Ok(()) })
     }
 
-    fn alive(&self, _: &InstanceHandle) -> bool {
-        true
+    fn alive<'a>(&'a self, _: &'a InstanceHandle) -> BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
+
+    fn stop_strays<'a>(&'a self, _: &'a Strays<'a>) -> BoxFuture<'a, kiln_deploy::Result<usize>> {
+        // Its backends live in this process: nothing can stray.
+        Box::pin(async { Ok(0) })
     }
 }
 

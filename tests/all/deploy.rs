@@ -210,11 +210,14 @@ fn kill_9_during_a_canary_then_resume_rolls_back_cleanly() {
     let kiln = Kiln::new().pipeline(&pipeline(
         port,
         2,
-        "{ uses: kiln/canary@1, with: { weights: '50,100', interval: 60s } }",
+        // A first deployment watches one whole interval: short for v1, long
+        // enough for v2 that the kill lands mid-rollout.
+        "{ uses: kiln/canary@1, with: { weights: '50,100', interval: '${INTERVAL:-60s}' } }",
         "",
     ));
     let _down = Teardown(&kiln);
-    deploy(&kiln, "v1", "good").code(0);
+    kiln.run_with(["run", "--var", "VERSION=v1", "--var", "INTERVAL=1s"])
+        .code(0);
     let mut child = Kiln::spawn_with(&kiln, ["run", "--var", "VERSION=v2"]);
     eventually("v2 to get traffic", || {
         sample(port, 10).iter().any(|(_, b)| b == "v2")
@@ -259,12 +262,16 @@ fn rollback_by_hand_returns_to_the_previous_version() {
 }
 
 #[test]
-fn targets_and_plugins_this_build_lacks_fail_the_job_with_a_reason() {
+fn a_docker_deploy_without_an_engine_fails_the_job_with_a_reason() {
     let kiln = Kiln::new()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .pipeline("jobs:\n  ship:\n    deploy: { target: docker, service: web, image: 'app:1' }\n");
-    kiln.run_with(["run"]).code(1).stdout_has(
-        "kiln: the `docker` target needs the container runtime, which this build of kiln does not have yet",
-    );
+    kiln.run_with(["run"])
+        .code(1)
+        .stdout_has("kiln: cannot reach the Docker engine at `unix:///nonexistent/docker.sock`: ")
+        .stdout_has(
+            "; start it (`sudo systemctl start docker`) or point `DOCKER_HOST` at a running engine",
+        );
 }
 
 #[test]

@@ -32,6 +32,29 @@ pub fn service_binary() -> &'static PathBuf {
     })
 }
 
+/// The test service linked statically, for a `FROM scratch` image;
+/// compiled on first use.
+pub fn static_service_binary() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let source = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/deploy/service.rs"
+        );
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kiln-test-service-static");
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let status = std::process::Command::new(rustc)
+            .args(["--edition", "2024", "-C", "opt-level=1"])
+            .args(["-C", "target-feature=+crt-static", "-o"])
+            .arg(&out)
+            .arg(source)
+            .status()
+            .expect("rustc runs");
+        assert!(status.success(), "the static test service compiles");
+        out
+    })
+}
+
 /// A free loopback port for a proxy.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -68,6 +91,15 @@ pub struct Teardown<'k>(pub &'k Kiln);
 impl Drop for Teardown<'_> {
     fn drop(&mut self) {
         let _ = self.0.run_with(["deploy", "stop", "web"]);
+    }
+}
+
+/// Like [`Teardown`], for a service of another name.
+pub struct TeardownService<'k>(pub &'k Kiln, pub &'k str);
+
+impl Drop for TeardownService<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run_with(["deploy", "stop", self.1]);
     }
 }
 

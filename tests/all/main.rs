@@ -6,6 +6,7 @@ mod caches_and_gc;
 mod conditions;
 mod containers;
 mod deploy;
+mod deploy_docker;
 mod deploy_support;
 mod diagnostics;
 mod plan;

@@ -9,7 +9,11 @@ use kiln_store::{RunStatus, Store};
 
 /// The `kiln.state` label value: the state directory's canonical path.
 pub(crate) fn state_label(store: &Store) -> String {
-    let root = store.root();
+    state_dir_label(store.root())
+}
+
+/// [`state_label`] of a state directory given by its path.
+pub(crate) fn state_dir_label(root: &std::path::Path) -> String {
     std::fs::canonicalize(root)
         .unwrap_or_else(|_| root.to_path_buf())
         .display()

@@ -154,7 +154,8 @@ impl<'a> Controller<'a> {
             settings,
             service.stable,
             service.stable_spec,
-        )?;
+        )
+        .await?;
         (self.log)(&format!(
             "rollout {id}: `{}` {} → {} with {} ({} replicas)",
             rollout.spec.service,
@@ -182,7 +183,7 @@ fn name_part(text: &str) -> String {
 }
 
 impl<'c, 'a> Rollout<'c, 'a> {
-    pub(crate) fn new(
+    pub(crate) async fn new(
         c: &'c Controller<'a>,
         id: i64,
         spec: ServiceSpec,
@@ -192,7 +193,7 @@ impl<'c, 'a> Rollout<'c, 'a> {
     ) -> Result<Self> {
         let mut members = Vec::new();
         for instance in c.journal.live_instances(&spec.service)? {
-            if c.platform.alive(&instance.handle) {
+            if c.platform.alive(&instance.handle).await {
                 let healthy = stable.as_deref() == Some(instance.version.as_str());
                 members.push(Member {
                     instance,
@@ -200,7 +201,9 @@ impl<'c, 'a> Rollout<'c, 'a> {
                     report: None,
                 });
             } else {
-                // It died while nobody watched; the record says so now.
+                // It died while nobody watched: what is left of it goes (a
+                // container stays until removed) and the record says so.
+                c.platform.stop(&instance.handle, Duration::ZERO).await?;
                 c.journal.instance_stopped(&instance.name)?;
             }
         }
@@ -491,11 +494,13 @@ impl<'c, 'a> Rollout<'c, 'a> {
             }
         };
         journal.instance_started(&instance)?;
-        let platform = self.c.platform.clone();
-        let handle = instance.handle.clone();
-        let ready = platform::wait_ready(&instance.host, instance.port, &spec.readiness, || {
-            platform.alive(&handle)
-        })
+        let ready = platform::wait_ready(
+            &instance.host,
+            instance.port,
+            &spec.readiness,
+            self.c.platform.as_ref(),
+            &instance.handle,
+        )
         .await;
         match ready {
             Ok(detail) => {
@@ -585,7 +590,7 @@ impl<'c, 'a> Rollout<'c, 'a> {
     }
 
     async fn check_one(&self, inst: &Instance, params: &[KeyValue]) -> HealthReport {
-        if !self.c.platform.alive(&inst.handle) {
+        if !self.c.platform.alive(&inst.handle).await {
             return HealthReport {
                 status: HealthStatus::Unhealthy,
                 detail: "the instance is not running".into(),

@@ -35,6 +35,14 @@ pub enum DeployError {
         /// Why.
         message: String,
     },
+    /// A target could not stop or find instances.
+    #[error("the `{target}` target failed: {message}")]
+    Target {
+        /// `process` or `docker`.
+        target: &'static str,
+        /// Why.
+        message: String,
+    },
     /// The service's proxy did not answer or refused a command.
     #[error("the proxy of service `{service}` failed: {message}")]
     Proxy {

@@ -14,7 +14,7 @@ use rustix::process::Signal;
 use crate::controller::{Controller, Outcome, Rollout};
 use crate::error::{DeployError, Result};
 use crate::journal::{Journal, ProxyRecord, RolloutRecord, ServiceLock};
-use crate::platform::{self, InstanceHandle};
+use crate::platform::{self, InstanceHandle, Strays};
 use crate::proxy::ProxyClient;
 use crate::spec::RolloutSettings;
 
@@ -23,7 +23,7 @@ use crate::spec::RolloutSettings;
 /// held) and reported as [`DeployError::Busy`].
 pub async fn resume(c: &Controller<'_>, record: &RolloutRecord) -> Result<Outcome> {
     let _lock = ServiceLock::acquire(c.journal, &record.service)?;
-    stop_strays(c.journal, &record.service)?;
+    stop_strays(c, &record.service).await?;
     let service = c.journal.service(&record.service)?;
     let mut rollout = Rollout::new(
         c,
@@ -34,7 +34,8 @@ pub async fn resume(c: &Controller<'_>, record: &RolloutRecord) -> Result<Outcom
         service
             .stable_spec
             .filter(|s| Some(&s.version) == record.stable.as_ref()),
-    )?;
+    )
+    .await?;
     c.journal.event(
         record.id,
         "effect",
@@ -62,31 +63,33 @@ pub async fn resume(c: &Controller<'_>, record: &RolloutRecord) -> Result<Outcom
     rollout.rollback(&reason).await
 }
 
-/// Instances recorded as `starting` were spawned (or about to be) by a
-/// controller that died before recording their pid: find them by the
-/// `KILN_DEPLOY_INSTANCE` each carries, and stop their groups.
-fn stop_strays(journal: &Journal, service: &str) -> Result<()> {
-    for (name, _) in journal.starting_instances(service)? {
-        for pid in processes_with_env("KILN_DEPLOY_INSTANCE", &name) {
-            platform::kill_group(pid, Signal::KILL);
-        }
-        journal.instance_stopped(&name)?;
+/// Stops what the journal does not hold as live: instances recorded as
+/// `starting` (spawned, or about to be, by a controller that died before
+/// recording their handle) and anything else the platform finds of the
+/// service (containers by their labels).
+async fn stop_strays(c: &Controller<'_>, service: &str) -> Result<()> {
+    let starting: Vec<String> = c
+        .journal
+        .starting_instances(service)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let live: Vec<InstanceHandle> = c
+        .journal
+        .live_instances(service)?
+        .into_iter()
+        .map(|i| i.handle)
+        .collect();
+    let strays = Strays {
+        service,
+        starting: &starting,
+        live: &live,
+    };
+    c.platform.stop_strays(&strays).await?;
+    for name in &starting {
+        c.journal.instance_stopped(name)?;
     }
     Ok(())
-}
-
-/// Pids whose environment holds `key=value` (this user's processes).
-fn processes_with_env(key: &str, value: &str) -> Vec<i32> {
-    let needle = format!("{key}={value}");
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
-        })
-        .collect()
 }
 
 /// The rollout that last promoted a version other than `stable`: what
@@ -141,7 +144,8 @@ pub async fn rollback_service(c: &Controller<'_>, service: &str, run: i64) -> Re
         settings,
         Some(stable),
         Some(stable_spec),
-    )?;
+    )
+    .await?;
     for _ in 0..spec.replicas {
         if let Err(e) = rollout.start(&spec).await {
             return rollout.rollback(&e.to_string()).await;
@@ -169,7 +173,7 @@ pub async fn rollback_service(c: &Controller<'_>, service: &str, run: i64) -> Re
 /// stable version.
 pub async fn stop_service(c: &Controller<'_>, service: &str) -> Result<usize> {
     let _lock = ServiceLock::acquire(c.journal, service)?;
-    stop_strays(c.journal, service)?;
+    stop_strays(c, service).await?;
     let mut stopped = 0;
     for instance in c.journal.live_instances(service)? {
         c.platform.stop(&instance.handle, c.tuning.grace).await?;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::contract::{Decision, Metadata, NextStep, RolloutState, ScaleTo};
 use crate::controller::{Controller, Outcome, Tuning};
 use crate::journal::Journal;
-use crate::platform::{Instance, InstanceHandle, InstanceSpec, Platform};
+use crate::platform::{Instance, InstanceHandle, InstanceSpec, Platform, Strays};
 use crate::proxy::Router;
 use crate::spec::{Readiness, RolloutSettings, RunSpec, ServiceSpec};
 use crate::{BoxFuture, Result, Strategy};
@@ -57,11 +57,18 @@ impl Platform for Stub {
         })
     }
 
-    fn alive(&self, handle: &InstanceHandle) -> bool {
-        let InstanceHandle::Container { id } = handle else {
-            return false;
-        };
-        !self.stopped.lock().unwrap().contains(id)
+    fn alive<'a>(&'a self, handle: &'a InstanceHandle) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let InstanceHandle::Container { id } = handle else {
+                return false;
+            };
+            !self.stopped.lock().unwrap().contains(id)
+        })
+    }
+
+    fn stop_strays<'a>(&'a self, _: &'a Strays<'a>) -> BoxFuture<'a, Result<usize>> {
+        // Every instance it starts is recorded: there are never strays.
+        Box::pin(async { Ok(0) })
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! `kiln.state` holds the canonical path of the state directory, so `kiln
 //! gc` in one project never touches another project's runs; `kiln.run` and
-//! `kiln.job` say which run and job a resource belongs to.
+//! `kiln.job` say which run and job a resource belongs to. Deployed
+//! instances carry `kiln.state` and `kiln.deploy.*` instead of a run: they
+//! outlive the run that started them.
 
 use std::collections::HashMap;
 
@@ -12,6 +14,16 @@ pub const STATE: &str = "kiln.state";
 pub const RUN: &str = "kiln.run";
 /// The label naming the job.
 pub const JOB: &str = "kiln.job";
+/// The deployed service an instance container belongs to.
+pub const DEPLOY_SERVICE: &str = "kiln.deploy.service";
+/// The version an instance container runs.
+pub const DEPLOY_VERSION: &str = "kiln.deploy.version";
+/// The rollout that started an instance container.
+pub const DEPLOY_ROLLOUT: &str = "kiln.deploy.rollout";
+/// The instance's name (`web-v2-r7-1`).
+pub const DEPLOY_INSTANCE: &str = "kiln.deploy.instance";
+/// The instance's log file, which any `kiln` that stops it completes.
+pub const DEPLOY_LOG: &str = "kiln.deploy.log";
 
 /// Which run a resource belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,10 +7,12 @@
 //! socket, run with `no-new-privileges`, Docker's default seccomp profile
 //! and capability set, an init process, and memory/CPU/process limits.
 //! Every container and network carries labels ([`labels`]) so that a run
-//! that died leaves nothing [`sweep`] cannot find. Never prints; errors are
-//! [`DockerError`].
+//! that died leaves nothing [`sweep`] cannot find. [`DockerPlatform`] is
+//! the `docker` deployment target, kiln-deploy's platform over the same
+//! defaults. Never prints; errors are [`DockerError`].
 #![warn(missing_docs)]
 
+mod deploy;
 mod engine;
 mod error;
 mod executor;
@@ -21,6 +23,7 @@ mod services;
 pub mod spec;
 mod step;
 
+pub use deploy::DockerPlatform;
 pub use engine::Engine;
 pub use error::{DockerError, Result};
 pub use executor::DockerExecutor;

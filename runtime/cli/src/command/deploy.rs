@@ -16,10 +16,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use kiln_deploy::contract::{ApprovalAnswer, KeyValue};
 use kiln_deploy::controller::{Log, Tuning};
 use kiln_deploy::journal::Journal;
-use kiln_deploy::platform::{Platform, ProcessPlatform};
+use kiln_deploy::platform::{Platform, ProcessPlatform, Targets};
 use kiln_deploy::proxy::{Router, Traffic};
 use kiln_deploy::spec::{self, Readiness, RolloutSettings, RunSpec, ServiceSpec, Sticky};
 use kiln_deploy::{Controller, HealthCheck, Outcome, resume};
+use kiln_docker::DockerPlatform;
 use kiln_engine::Stream;
 use kiln_engine::deploy::{DeployRequest, DeployRunSpec, Deployer};
 use kiln_engine::executor::{BoxFuture, OutputSender, StepControl, StepExit};
@@ -31,12 +32,35 @@ use crate::deploy_plugins::DeployComponents;
 use crate::error::{CliError, EXIT_FAILED};
 use crate::locate;
 
-/// The platform of a target. The seam kiln-docker plugs into.
-fn platform(target: DeployTarget) -> Result<Arc<dyn Platform>, String> {
-    match target {
-        DeployTarget::Process => Ok(Arc::new(ProcessPlatform::new())),
-        DeployTarget::Docker => Err("the `docker` target needs the container runtime, which this build of kiln does not have yet".into()),
+/// Where instances run: both targets behind one platform, which starts an
+/// instance on the target of what it runs and stops it by its handle, so
+/// any command can stop what the journal records (a service may have
+/// moved between targets, and `deploy resume` never sees the pipeline).
+/// Docker is only contacted when a container is involved.
+fn platform(docker: Arc<DockerPlatform>) -> Arc<dyn Platform> {
+    Arc::new(Targets::new(Arc::new(ProcessPlatform::new()), docker))
+}
+
+fn docker_platform(state_dir: &Path) -> Arc<DockerPlatform> {
+    Arc::new(DockerPlatform::new(
+        crate::containers::engine(),
+        crate::containers::state_dir_label(state_dir),
+    ))
+}
+
+/// The platform of a rollout: a `docker` one first checks that the
+/// engine answers and the image is there, so either failing is the job's
+/// one clear error rather than a rollback.
+async fn rollout_platform(
+    state_dir: &Path,
+    target: DeployTarget,
+    run: &RunSpec,
+) -> Result<Arc<dyn Platform>, String> {
+    let docker = docker_platform(state_dir);
+    if let (DeployTarget::Docker, RunSpec::Image(image)) = (target, run) {
+        docker.check(image).await.map_err(|e| e.to_string())?;
     }
+    Ok(platform(docker))
 }
 
 /// How a proxy process is started: this binary, `kiln deploy proxy`.
@@ -162,8 +186,8 @@ async fn rollout(
         .as_deref()
         .map(|uses| components.health(uses))
         .transpose()?;
-    let platform = platform(request.target)?;
     let journal = Journal::open(state_dir).map_err(|e| e.to_string())?;
+    let platform = rollout_platform(state_dir, request.target, &spec.run).await?;
     let traffic = resume::ensure_proxy(&journal, &spec.service, settings.listen, &launch_proxy)
         .await
         .map_err(|e| e.to_string())?;
@@ -248,15 +272,19 @@ pub(crate) fn run(command: &DeployCommand, state_dir: Option<&Path>) -> Result<u
     {
         return simulate(script, uses);
     }
-    let journal = Journal::open(&state(state_dir))?;
+    let state_dir = state(state_dir);
+    let journal = Journal::open(&state_dir)?;
+    let platform = platform(docker_platform(&state_dir));
     match command {
         DeployCommand::History { service } => history(&journal, service),
         DeployCommand::Resume { service } => {
-            runtime()?.block_on(resume_all(&journal, service.as_deref()))
+            runtime()?.block_on(resume_all(&journal, platform, service.as_deref()))
         }
-        DeployCommand::Rollback { service } => runtime()?.block_on(rollback(&journal, service)),
+        DeployCommand::Rollback { service } => {
+            runtime()?.block_on(rollback(&journal, platform, service))
+        }
         DeployCommand::Stop { service } => runtime()?.block_on(async {
-            let c = offline_controller(&journal, Arc::new(Arc::new(Router::new())));
+            let c = offline_controller(&journal, platform, Arc::new(Arc::new(Router::new())));
             let n = resume::stop_service(&c, service).await?;
             println!("stopped `{service}`: {n} instances and its proxy");
             Ok(0)
@@ -267,10 +295,14 @@ pub(crate) fn run(command: &DeployCommand, state_dir: Option<&Path>) -> Result<u
     }
 }
 
-fn offline_controller<'a>(journal: &'a Journal, traffic: Arc<dyn Traffic>) -> Controller<'a> {
+fn offline_controller<'a>(
+    journal: &'a Journal,
+    platform: Arc<dyn Platform>,
+    traffic: Arc<dyn Traffic>,
+) -> Controller<'a> {
     Controller {
         journal,
-        platform: Arc::new(ProcessPlatform::new()),
+        platform,
         traffic,
         health: None,
         log: print_log(),
@@ -279,7 +311,11 @@ fn offline_controller<'a>(journal: &'a Journal, traffic: Arc<dyn Traffic>) -> Co
     }
 }
 
-async fn resume_all(journal: &Journal, service: Option<&str>) -> Result<u8, CliError> {
+async fn resume_all(
+    journal: &Journal,
+    platform: Arc<dyn Platform>,
+    service: Option<&str>,
+) -> Result<u8, CliError> {
     let unfinished = journal.unfinished(service)?;
     if unfinished.is_empty() {
         println!(
@@ -297,7 +333,7 @@ async fn resume_all(journal: &Journal, service: Option<&str>) -> Result<u8, CliE
             &launch_proxy,
         )
         .await?;
-        let mut c = offline_controller(journal, Arc::new(traffic));
+        let mut c = offline_controller(journal, platform.clone(), Arc::new(traffic));
         c.health = recorded_health(record.settings.health.as_deref(), &record.spec.workdir)?;
         match resume::resume(&c, &record).await? {
             Outcome::Promoted => {}
@@ -307,13 +343,17 @@ async fn resume_all(journal: &Journal, service: Option<&str>) -> Result<u8, CliE
     Ok(code)
 }
 
-async fn rollback(journal: &Journal, service: &str) -> Result<u8, CliError> {
+async fn rollback(
+    journal: &Journal,
+    platform: Arc<dyn Platform>,
+    service: &str,
+) -> Result<u8, CliError> {
     let record = journal.service(service)?;
     let listen = record.proxy.as_ref().map(|p| p.listen).ok_or_else(|| {
         CliError::Usage(format!("service `{service}` has never been deployed here"))
     })?;
     let traffic = resume::ensure_proxy(journal, service, listen, &launch_proxy).await?;
-    let mut c = offline_controller(journal, Arc::new(traffic));
+    let mut c = offline_controller(journal, platform, Arc::new(traffic));
     // The version rolled back to is checked as it was when it was promoted.
     if let Some(stable) = &record.stable
         && let Ok(source) = resume::rollback_source(journal, service, stable)

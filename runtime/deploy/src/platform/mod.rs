@@ -1,10 +1,12 @@
 //! Where instances run, behind [`Platform`]: [`ProcessPlatform`] (local
 //! processes on loopback ports) here; the `docker` target is a
-//! [`Platform`] the CLI builds over kiln-docker, so this crate never
-//! imports bollard.
+//! [`Platform`] kiln-docker implements, so this crate never imports
+//! bollard. [`Targets`] puts the two behind one [`Platform`], so a
+//! controller started by any command can stop whatever a journal records.
 
 mod process;
 mod readiness;
+mod targets;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use process::ProcessPlatform;
 pub(crate) use process::{group_alive, kill_group, proc_start_time};
 pub use readiness::{probe, wait_ready};
+pub use targets::Targets;
 
 use crate::error::Result;
 use crate::plugin::BoxFuture;
@@ -81,6 +84,26 @@ pub trait Platform: Send + Sync {
     fn stop<'a>(&'a self, handle: &'a InstanceHandle, grace: Duration)
     -> BoxFuture<'a, Result<()>>;
 
-    /// Whether the instance is still running.
-    fn alive(&self, handle: &InstanceHandle) -> bool;
+    /// Whether the instance is still running. Asynchronous because asking
+    /// can mean a round trip (Docker's inspect).
+    fn alive<'a>(&'a self, handle: &'a InstanceHandle) -> BoxFuture<'a, bool>;
+
+    /// Stops instances of a service that the journal holds no live handle
+    /// for (see [`Strays`]) and returns how many it stopped. Called under
+    /// the service's lock, so nothing is starting instances meanwhile.
+    fn stop_strays<'a>(&'a self, strays: &'a Strays<'a>) -> BoxFuture<'a, Result<usize>>;
+}
+
+/// What a platform needs to find the strays of one service: instances a
+/// dead controller started without recording their handle, and anything
+/// else it left that the journal no longer holds as live.
+#[derive(Debug, Clone, Copy)]
+pub struct Strays<'a> {
+    /// The service.
+    pub service: &'a str,
+    /// Instances recorded as `starting`: created, or about to be, by a
+    /// controller that died before recording their handle.
+    pub starting: &'a [String],
+    /// Handles the journal holds as live: these are not strays.
+    pub live: &'a [InstanceHandle],
 }

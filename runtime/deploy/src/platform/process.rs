@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
 
-use super::{Instance, InstanceHandle, InstanceSpec, Platform};
+use super::{Instance, InstanceHandle, InstanceSpec, Platform, Strays};
 use crate::error::{DeployError, Result};
 use crate::plugin::BoxFuture;
 use crate::spec::RunSpec;
@@ -119,20 +119,51 @@ impl Platform for ProcessPlatform {
         })
     }
 
-    fn alive(&self, handle: &InstanceHandle) -> bool {
-        match *handle {
-            InstanceHandle::Process { pid, start_time } => {
-                // Reap our own exited child first, or it reads as a zombie.
-                if let Some(child) = self.children.lock().expect("not poisoned").get_mut(&pid)
-                    && matches!(child.try_wait(), Ok(Some(_)))
-                {
-                    return false;
+    fn alive<'a>(&'a self, handle: &'a InstanceHandle) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            match *handle {
+                InstanceHandle::Process { pid, start_time } => {
+                    // Reap our own exited child first, or it reads as a zombie.
+                    if let Some(child) = self.children.lock().expect("not poisoned").get_mut(&pid)
+                        && matches!(child.try_wait(), Ok(Some(_)))
+                    {
+                        return false;
+                    }
+                    group_alive(pid, start_time)
                 }
-                group_alive(pid, start_time)
+                InstanceHandle::Container { .. } => false,
             }
-            InstanceHandle::Container { .. } => false,
-        }
+        })
     }
+
+    /// Instances recorded as `starting` are found by the
+    /// `KILN_DEPLOY_INSTANCE` each carries and their groups killed.
+    fn stop_strays<'a>(&'a self, strays: &'a Strays<'a>) -> BoxFuture<'a, Result<usize>> {
+        Box::pin(async move {
+            let mut stopped = 0;
+            for name in strays.starting {
+                for pid in processes_with_env("KILN_DEPLOY_INSTANCE", name) {
+                    kill_group(pid, Signal::KILL);
+                    stopped += 1;
+                }
+            }
+            Ok(stopped)
+        })
+    }
+}
+
+/// Pids whose environment holds `key=value` (this user's processes).
+fn processes_with_env(key: &str, value: &str) -> Vec<i32> {
+    let needle = format!("{key}={value}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+        })
+        .collect()
 }
 
 /// SIGTERM to the group, SIGKILL after `grace`, then wait for the leader.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::{InstanceHandle, Platform};
 use crate::spec::Readiness;
 
 /// One probe of `host:port`: `Ok(detail)` when it is up.
@@ -20,7 +21,7 @@ pub async fn probe(
             .await
             .map_err(|e| format!("connect {host}:{port}: {e}"))?;
         let Some(path) = path else {
-            return Ok(format!("connected to {host}:{port}"));
+            return settled(&mut stream, host, port).await;
         };
         let request =
             format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
@@ -61,13 +62,31 @@ pub async fn probe(
     }
 }
 
-/// Probes until the instance is up, it died (`alive` turned false), or
-/// the readiness timeout passed.
+/// How long a TCP probe watches a fresh connection for being closed.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// A TCP probe's verdict on an open connection: up unless the other side
+/// closes it at once. Docker's port forwarder accepts on a published port
+/// before the container listens, then closes the connection when it
+/// cannot reach the container; a connect alone would call that ready.
+async fn settled(stream: &mut TcpStream, host: &str, port: u16) -> Result<String, String> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(SETTLE, stream.read(&mut first)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => Err(format!(
+            "{host}:{port} accepted the connection and closed it at once"
+        )),
+        Ok(Ok(_)) | Err(_) => Ok(format!("connected to {host}:{port}")),
+    }
+}
+
+/// Probes until the instance is up, it died (`platform` says it is no
+/// longer alive), or the readiness timeout passed.
 pub async fn wait_ready(
     host: &str,
     port: u16,
     readiness: &Readiness,
-    alive: impl Fn() -> bool,
+    platform: &dyn Platform,
+    handle: &InstanceHandle,
 ) -> Result<String, String> {
     let deadline = Instant::now() + readiness.timeout;
     loop {
@@ -82,7 +101,7 @@ pub async fn wait_ready(
             Ok(detail) => return Ok(detail),
             Err(e) => e,
         };
-        if !alive() {
+        if !platform.alive(handle).await {
             return Err(format!("it exited before it was ready ({last})"));
         }
         if Instant::now() >= deadline {
