@@ -305,10 +305,11 @@ fn load(
                     "plugin-load",
                     span,
                     format!(
-                        "plugin `{}` is a `{}` component; {} needs a `{}`",
+                        "plugin `{}` is a `{}` component; {} needs {} `{}`",
                         step.reference,
                         plugin.world.name(),
                         step.role.place(),
+                        if world == World::Action { "an" } else { "a" },
                         world.name()
                     ),
                 )
