@@ -173,22 +173,8 @@ impl DockerPlatform {
     fn follow_logs(&self, docker: Docker, id: &str, log: PathBuf) {
         let container = id.to_owned();
         let follower = tokio::spawn(async move {
-            let Ok(mut file) = open_log(&log, false).await else {
-                return;
-            };
-            let mut logs = docker.logs(
-                &container,
-                Some(LogsOptions {
-                    follow: true,
-                    stdout: true,
-                    stderr: true,
-                    ..Default::default()
-                }),
-            );
-            while let Some(Ok(chunk)) = logs.next().await {
-                if file.write_all(&chunk.into_bytes()).await.is_err() {
-                    return;
-                }
+            if let Ok(file) = open_log(&log, false).await {
+                copy_logs(&docker, &container, true, file).await;
             }
         });
         self.followers
@@ -409,13 +395,20 @@ async fn save_log(docker: &Docker, id: &str) {
         return;
     };
     let path = PathBuf::from(path);
-    let Ok(mut file) = open_log(&path, true).await else {
+    let Ok(file) = open_log(&path, true).await else {
         tracing::warn!(path = %path.display(), "cannot write an instance's log");
         return;
     };
+    copy_logs(docker, id, false, file).await;
+}
+
+/// Copies the container's stdout and stderr into `file`: what it has
+/// written so far, and with `follow` what it writes until it stops.
+async fn copy_logs(docker: &Docker, id: &str, follow: bool, mut file: tokio::fs::File) {
     let mut logs = docker.logs(
         id,
         Some(LogsOptions {
+            follow,
             stdout: true,
             stderr: true,
             ..Default::default()
