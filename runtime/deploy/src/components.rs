@@ -79,7 +79,7 @@ impl HealthCheck for WasmHealth {
                 Ok(report) => from_wit_report(report),
                 Err(e) => c::HealthReport {
                     status: c::HealthStatus::Unknown,
-                    detail: chain(&e),
+                    detail: e.with_causes(),
                     metrics: Vec::new(),
                 },
             }
@@ -104,18 +104,6 @@ fn from_wit_report(r: h::HealthReport) -> c::HealthReport {
             })
             .collect(),
     }
-}
-
-/// An error with its causes, on one line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }
 
 /// Runs a future to completion on a thread of its own: the controller calls
@@ -147,7 +135,8 @@ impl Strategy for WasmStrategy {
     fn next(&mut self, state: &c::RolloutState) -> Result<c::NextStep, String> {
         let state = to_wit(state);
         let (runtime, plugin) = (&self.runtime, &self.plugin);
-        let step = on_own_thread(|| plugin.next(runtime, &state))?.map_err(|e| chain(&e))??;
+        let step =
+            on_own_thread(|| plugin.next(runtime, &state))?.map_err(|e| e.with_causes())??;
         Ok(c::NextStep {
             memo: step.memo,
             decision: match step.decision {

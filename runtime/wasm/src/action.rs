@@ -145,7 +145,7 @@ async fn load_late(
     let plugin = runtime
         .load(reference, &bytes, &digest)
         .await
-        .map_err(|e| ActionExit::Failed(chain(&e)))?;
+        .map_err(|e| ActionExit::Failed(e.with_causes()))?;
     if let Some(gap) = plugin.metadata.ungranted(&request.permissions).first() {
         return Err(ActionExit::Failed(format!(
             "plugin `{reference}` needs {}, which this step does not grant: {}",
@@ -153,17 +153,6 @@ async fn load_late(
         )));
     }
     Ok(plugin)
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }
 
 async fn run(

@@ -91,6 +91,21 @@ pub enum WasmError {
 }
 
 /// Wraps a wasmtime error as a `#[source]`.
+impl WasmError {
+    /// The message with every cause after it, on one line (`…: cause:
+    /// its cause`), as a step's or a rollout's failure reason.
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(inner) = cause {
+            text.push_str(": ");
+            text.push_str(&inner.to_string());
+            cause = inner.source();
+        }
+        text
+    }
+}
+
 pub(crate) fn cause(err: wasmtime::Error) -> Cause {
     err.into_boxed_dyn_error()
 }
