@@ -4,34 +4,21 @@
 //! checks are the real WASI components: the bundled ones, and third-party
 //! ones built by the test suite (`tests/plugins/guests`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::deploy_support::{Load, Teardown, free_port, pipeline, running, sample};
+use crate::deploy_support::{
+    Load, Teardown, assert_rolled_one_at_a_time, deploy, eventually, free_port, pipeline, running,
+    sample,
+};
 use crate::support::Kiln;
+
+/// How long a test waits for something to happen before it fails.
+const WAIT: Duration = Duration::from_secs(30);
 
 fn versions(seen: &[(u16, String)]) -> Vec<&str> {
     let mut v: Vec<&str> = seen.iter().map(|(_, b)| b.as_str()).collect();
     v.dedup();
     v
-}
-
-fn deploy(kiln: &Kiln, version: &str, mode: &str) -> crate::support::Output {
-    kiln.run_with([
-        "run",
-        "--var",
-        &format!("VERSION={version}"),
-        "--var",
-        &format!("MODE={mode}"),
-    ])
-}
-
-/// Polls until `f` holds (generous bound: a test that waits longer fails).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -47,44 +34,7 @@ fn rolling_v1_to_v2_serves_every_request() {
     let out = deploy(&kiln, "v2", "good");
     let seen = load.finish();
     out.code(0);
-    // One instance at a time, each healthy before it gets traffic; every
-    // v1 instance serves until the promotion.
-    let order: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter_map(|l| l.split("] ").nth(1))
-        .filter(|l| l.starts_with("→ "))
-        .collect();
-    assert_eq!(
-        order,
-        [
-            "→ scale v2 to 1",
-            "→ check-health",
-            "→ set-weight 33%",
-            "→ scale v2 to 2",
-            "→ check-health",
-            "→ set-weight 66%",
-            "→ scale v2 to 3",
-            "→ check-health",
-            "→ set-weight 100%",
-            "→ promote",
-        ],
-        "{out}"
-    );
-    let failed: Vec<_> = seen.iter().filter(|(code, _)| *code != 200).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {:?}",
-        failed.len(),
-        seen.len(),
-        &failed[..failed.len().min(5)]
-    );
-    // Both versions answered: the loop overlapped the rollout.
-    assert!(
-        seen.iter().any(|(_, b)| b == "v1") && seen.iter().any(|(_, b)| b == "v2"),
-        "{:?}",
-        versions(&seen)
-    );
+    assert_rolled_one_at_a_time(&out, &seen);
     assert!(sample(port, 20).iter().all(|(c, b)| *c == 200 && b == "v2"));
     assert_eq!((running(&kiln, "v1"), running(&kiln, "v2")), (0, 3));
     kiln.run_with(["deploy", "history", "web"])
@@ -179,13 +129,13 @@ fn manual_approval_waits_for_approve_and_reject_rolls_back() {
         .command(["run", "--var", "VERSION=v1"])
         .spawn()
         .unwrap();
-    eventually("gate of run 1", || {
+    eventually("gate of run 1", WAIT, || {
         kiln.run_with(["approve", "1", "promote"]).status == Some(0)
     });
     assert!(first.wait_with_output().unwrap().status.success());
 
     let mut second = Kiln::spawn_with(&kiln, ["run", "--var", "VERSION=v2"]);
-    eventually("gate of run 2", || {
+    eventually("gate of run 2", WAIT, || {
         kiln.run_with(["approve", "2", "nope"])
             .stderr
             .contains("waiting: `promote`")
@@ -219,7 +169,7 @@ fn kill_9_during_a_canary_then_resume_rolls_back_cleanly() {
     kiln.run_with(["run", "--var", "VERSION=v1", "--var", "INTERVAL=1s"])
         .code(0);
     let mut child = Kiln::spawn_with(&kiln, ["run", "--var", "VERSION=v2"]);
-    eventually("v2 to get traffic", || {
+    eventually("v2 to get traffic", WAIT, || {
         sample(port, 10).iter().any(|(_, b)| b == "v2")
     });
     child.kill().unwrap();

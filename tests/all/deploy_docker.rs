@@ -8,10 +8,17 @@
 
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::deploy_support::{Load, TeardownService, free_port, sample, static_service_binary};
-use crate::support::{Kiln, Output};
+use crate::deploy_support::{
+    Load, TeardownService, assert_rolled_one_at_a_time, deploy, eventually, free_port, sample,
+    static_service_binary,
+};
+use crate::support::Kiln;
+
+/// How long a test waits for something to happen before it fails
+/// (containers start slower than processes).
+const WAIT: Duration = Duration::from_secs(60);
 
 /// The test image's repository; tags `v1`, `v2` and `v3` are the same
 /// image, told apart by `$VERSION` (the tag is the deployment's version).
@@ -72,16 +79,6 @@ fn pipeline(service: &str, port: u16, replicas: u32, strategy: &str) -> String {
     )
 }
 
-fn deploy(kiln: &Kiln, version: &str, mode: &str) -> Output {
-    kiln.run_with([
-        "run",
-        "--var",
-        &format!("VERSION={version}"),
-        "--var",
-        &format!("MODE={mode}"),
-    ])
-}
-
 /// Ids of the service's containers (`version`'s only, if given); with
 /// `all`, stopped ones too.
 fn containers(service: &str, version: Option<&str>, all: bool) -> Vec<String> {
@@ -122,15 +119,6 @@ fn inspect(id: &str, template: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Polls until `f` holds (generous bound: a test that waits longer fails).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -185,40 +173,7 @@ fn docker_rolling_v1_to_v2_serves_every_request() {
     let out = deploy(&kiln, "v2", "good");
     let seen = load.finish();
     out.code(0);
-    let order: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter_map(|l| l.split("] ").nth(1))
-        .filter(|l| l.starts_with("→ "))
-        .collect();
-    assert_eq!(
-        order,
-        [
-            "→ scale v2 to 1",
-            "→ check-health",
-            "→ set-weight 33%",
-            "→ scale v2 to 2",
-            "→ check-health",
-            "→ set-weight 66%",
-            "→ scale v2 to 3",
-            "→ check-health",
-            "→ set-weight 100%",
-            "→ promote",
-        ],
-        "{out}"
-    );
-    let failed: Vec<_> = seen.iter().filter(|(code, _)| *code != 200).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {:?}",
-        failed.len(),
-        seen.len(),
-        &failed[..failed.len().min(5)]
-    );
-    assert!(
-        seen.iter().any(|(_, b)| b == "v1") && seen.iter().any(|(_, b)| b == "v2"),
-        "the request loop overlapped the rollout"
-    );
+    assert_rolled_one_at_a_time(&out, &seen);
     assert!(sample(port, 20).iter().all(|(c, b)| *c == 200 && b == "v2"));
     assert_eq!(containers(&name, Some("v1"), true).len(), 0, "v1 removed");
     assert_eq!(running(&name, "v2"), 3);
@@ -274,7 +229,7 @@ fn docker_kill_9_during_a_canary_then_resume_leaves_no_stray_containers() {
     kiln.run_with(["run", "--var", "VERSION=v1", "--var", "INTERVAL=1s"])
         .code(0);
     let mut child = Kiln::spawn_with(&kiln, ["run", "--var", "VERSION=v2"]);
-    eventually("v2 to get traffic", || {
+    eventually("v2 to get traffic", WAIT, || {
         sample(port, 10).iter().any(|(_, b)| b == "v2")
     });
     child.kill().unwrap();

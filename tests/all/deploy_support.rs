@@ -7,9 +7,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::support::Kiln;
+use crate::support::{Kiln, Output};
 
 /// The test service binary, compiled on first use.
 pub fn service_binary() -> &'static PathBuf {
@@ -220,4 +220,67 @@ pub fn running(kiln: &Kiln, version: &str) -> usize {
                     .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
         })
         .count()
+}
+
+/// `kiln run` of the pipeline at `version`, the service in `mode`.
+pub fn deploy(kiln: &Kiln, version: &str, mode: &str) -> Output {
+    kiln.run_with([
+        "run",
+        "--var",
+        &format!("VERSION={version}"),
+        "--var",
+        &format!("MODE={mode}"),
+    ])
+}
+
+/// Polls until `f` holds; a test that waits longer than `within` fails.
+pub fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A rolling v1 → v2 of three replicas went one instance at a time, each
+/// healthy before it got traffic, every v1 instance serving until the
+/// promotion; and no request of the loop that ran meanwhile failed, while
+/// it saw both versions.
+pub fn assert_rolled_one_at_a_time(out: &Output, seen: &[(u16, String)]) {
+    let order: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split("] ").nth(1))
+        .filter(|l| l.starts_with("→ "))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "→ scale v2 to 1",
+            "→ check-health",
+            "→ set-weight 33%",
+            "→ scale v2 to 2",
+            "→ check-health",
+            "→ set-weight 66%",
+            "→ scale v2 to 3",
+            "→ check-health",
+            "→ set-weight 100%",
+            "→ promote",
+        ],
+        "{out}"
+    );
+    let failed: Vec<_> = seen.iter().filter(|(code, _)| *code != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        seen.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(
+        seen.iter().any(|(_, b)| b == "v1") && seen.iter().any(|(_, b)| b == "v2"),
+        "the request loop did not overlap the rollout: {} answers, all from {:?}",
+        seen.len(),
+        seen.first().map(|(_, b)| b)
+    );
 }
