@@ -255,14 +255,11 @@ pub(crate) fn answer(
 /// `kiln deploy …`.
 pub(crate) fn run(command: &DeployCommand, state_dir: Option<&Path>) -> Result<u8, CliError> {
     if let DeployCommand::Proxy { listen, socket } = command {
-        // The proxy serves many connections: two workers on the 2-core
-        // reference machine beat one.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| CliError::Engine(format!("cannot start the async runtime: {e}")))?;
-        rt.block_on(kiln_deploy::proxy::run_daemon(*listen, socket))?;
+        // One traffic thread per core, up to four: a service's loopback
+        // proxy needs no more, and many services each get their own.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let rt = runtime()?;
+        rt.block_on(kiln_deploy::proxy::run_daemon(*listen, socket, workers))?;
         return Ok(0);
     }
     if let DeployCommand::Simulate {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use super::Traffic;
@@ -43,18 +43,24 @@ struct Reply {
     in_flight: Option<usize>,
 }
 
-/// Runs a proxy process: serves `listen` and the control socket until
-/// SIGTERM. The listener is bound before the socket, so a client that can
-/// talk to the socket knows the listener is up.
-pub async fn run_daemon(listen: std::net::SocketAddr, socket: &Path) -> Result<()> {
-    let listener = TcpListener::bind(listen)
-        .await
+/// Runs a proxy process: serves `listen` on `workers` threads and the
+/// control socket on the current runtime until SIGTERM. The listener is
+/// bound before the socket, so a client that can talk to the socket knows
+/// the listener is up.
+pub async fn run_daemon(listen: std::net::SocketAddr, socket: &Path, workers: usize) -> Result<()> {
+    let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| DeployError::io("listen on", listen.to_string(), e))?;
     let _ = std::fs::remove_file(socket);
     let control = UnixListener::bind(socket).map_err(|e| DeployError::io("bind", socket, e))?;
     let router = Arc::new(Router::new());
     let shutdown = CancellationToken::new();
-    tokio::spawn(super::serve(listener, router.clone(), shutdown.clone()));
+    let traffic = {
+        let (router, shutdown) = (router.clone(), shutdown.clone());
+        std::thread::Builder::new()
+            .name("kiln-proxy".into())
+            .spawn(move || super::serve_on_threads(listener, router, shutdown, workers))
+            .map_err(|e| DeployError::io("start the workers of", listen.to_string(), e))?
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| DeployError::io("watch signals for", socket, e))?;
     loop {
@@ -69,7 +75,8 @@ pub async fn run_daemon(listen: std::net::SocketAddr, socket: &Path) -> Result<(
     }
     shutdown.cancel();
     let _ = std::fs::remove_file(socket);
-    Ok(())
+    let served = traffic.join().unwrap_or(Ok(()));
+    served.map_err(|e| DeployError::io("serve", listen.to_string(), e))
 }
 
 async fn serve_control(stream: UnixStream, router: Arc<Router>) {

@@ -13,12 +13,13 @@ mod server;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod upstream;
 
 use std::sync::Arc;
 
 pub use control::{ProxyClient, run_daemon};
 pub use router::{Backend, Router, RoutingTable};
-pub use server::{ProxyBody, serve};
+pub use server::{ProxyBody, serve, serve_on_threads};
 pub use stats::VersionStats;
 
 use crate::contract::TrafficStats;

@@ -1,17 +1,16 @@
 //! The routing table and how one request picks a backend.
 //!
-//! The table is swapped whole behind an `RwLock<Arc<…>>`: a request clones
-//! the `Arc` once and is routed by exactly that table, so a weight change
-//! is atomic — no request ever sees half of one table and half of another.
+//! The table is swapped whole behind an `RwLock<Arc<…>>`: a request is
+//! routed by exactly one table, so a weight change is atomic — no request
+//! ever sees half of one table and half of another. Each swap bumps a
+//! generation counter, so a connection keeps its table until it changes
+//! instead of taking the lock per request.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 
 use super::stats::VersionStats;
@@ -44,15 +43,12 @@ pub struct Backend {
     pub addr: SocketAddr,
 }
 
-pub(crate) type HttpClient = Client<HttpConnector, hyper::body::Incoming>;
-
-/// A backend with what requests need at run time.
+/// A backend with what requests need at run time. It lives as long as the
+/// instance stays in the table unchanged; connections to it are keyed by
+/// this value's identity, so a port reused later by another instance never
+/// meets a connection opened to the old one.
 pub(crate) struct LiveBackend {
     pub backend: Backend,
-    /// One client (connection pool) per instance: when an instance leaves
-    /// the table its idle connections close with its client, so a port
-    /// reused later never meets a stale pooled connection.
-    pub client: HttpClient,
     pub in_flight: Arc<AtomicUsize>,
     pub stats: Arc<VersionStats>,
 }
@@ -64,9 +60,21 @@ pub(crate) struct Live {
     candidate: Vec<Arc<LiveBackend>>,
 }
 
+impl Live {
+    /// Whether `backend` is one of this table's.
+    pub fn routes_to(&self, backend: &Arc<LiveBackend>) -> bool {
+        self.stable
+            .iter()
+            .chain(&self.candidate)
+            .any(|b| Arc::ptr_eq(b, backend))
+    }
+}
+
 /// The proxy's state: the live table, clients, in-flight counts, stats.
 pub struct Router {
     live: RwLock<Arc<Live>>,
+    /// Bumped after every swap of `live`.
+    generation: AtomicU64,
     stats: Mutex<HashMap<String, Arc<VersionStats>>>,
     in_flight: Mutex<HashMap<String, Arc<AtomicUsize>>>,
     counter: AtomicU64,
@@ -87,6 +95,7 @@ impl Router {
                 stable: Vec::new(),
                 candidate: Vec::new(),
             })),
+            generation: AtomicU64::new(0),
             stats: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
@@ -110,7 +119,6 @@ impl Router {
                 Some(b) if b.backend == *backend => Arc::clone(b),
                 _ => Arc::new(LiveBackend {
                     backend: backend.clone(),
-                    client: Client::builder(TokioExecutor::new()).build_http(),
                     in_flight: in_flight
                         .entry(backend.instance.clone())
                         .or_default()
@@ -133,6 +141,7 @@ impl Router {
             stable,
             candidate,
         });
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The table now in force.
@@ -142,6 +151,12 @@ impl Router {
 
     pub(crate) fn live(&self) -> Arc<Live> {
         self.live.read().expect("not poisoned").clone()
+    }
+
+    /// Changes with every [`Router::set_table`]; read it before
+    /// [`Router::live`], so the table is at least as new as the number.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Traffic per version since the last [`Router::reset`].

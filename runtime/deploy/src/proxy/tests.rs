@@ -249,3 +249,133 @@ async fn a_sticky_cookie_is_set_once_and_then_followed() {
     }
     assert_eq!(versions.len(), 2, "sessions are spread over both versions");
 }
+
+/// One GET on an open keep-alive connection to the proxy: the answer's body
+/// (the test backends answer chunked).
+async fn get_on(conn: &mut TcpStream) -> String {
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0; 4096];
+    while !got.ends_with(b"0\r\n\r\n") {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the proxy kept the connection open");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    // `v1:` arrives as two chunks, `v` and `1:`.
+    let body = text.split("\r\n\r\n").nth(1).unwrap();
+    body.split("\r\n")
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, chunk)| chunk)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_open_client_connection_follows_a_new_table_at_once() {
+    // What a blue-green switch relies on: a client that keeps its
+    // connection does not stay on the old version.
+    let (v1, v2) = (backend("v1").await, backend("v2").await);
+    let mut t = table(&[("v1", v1), ("v2", v2)], 0, None);
+    let (addr, router, _stop) = proxy(t.clone()).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(get_on(&mut conn).await, "v1:");
+    t.weight = 100;
+    router.set_table(t.clone());
+    assert_eq!(get_on(&mut conn).await, "v2:");
+    t.weight = 0;
+    router.set_table(t);
+    assert_eq!(get_on(&mut conn).await, "v1:");
+}
+
+/// A keep-alive backend answering `ok` that counts the connections it
+/// accepted. With `close_idle`, it closes a connection 50 ms after its
+/// first answer, as a server with a short idle timeout does.
+async fn counting_backend(close_idle: bool) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0; 4096];
+                loop {
+                    let mut got = Vec::new();
+                    while !got.ends_with(b"\r\n\r\n") {
+                        let n = s.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await
+                        .unwrap();
+                    if close_idle {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// `requests` GETs on one client connection, `pause` apart: the status
+/// lines.
+async fn gets(addr: SocketAddr, requests: usize, pause: std::time::Duration) -> Vec<String> {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..requests {
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0; 1024];
+        while !got.ends_with(b"ok") {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the proxy kept the client's connection");
+            got.extend_from_slice(&buf[..n]);
+        }
+        answers.push(
+            String::from_utf8_lossy(&got)
+                .lines()
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
+        tokio::time::sleep(pause).await;
+    }
+    answers
+}
+
+#[tokio::test]
+async fn a_client_connection_keeps_its_connection_to_an_instance() {
+    let (v1, accepted) = counting_backend(false).await;
+    let (addr, _, _stop) = proxy(table(&[("v1", v1)], 0, None)).await;
+    let answers = gets(addr, 5, std::time::Duration::ZERO).await;
+    assert_eq!(answers, ["HTTP/1.1 200 OK"; 5]);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_instance_closing_an_idle_connection_costs_no_request() {
+    let (v1, accepted) = counting_backend(true).await;
+    let (addr, router, _stop) = proxy(table(&[("v1", v1)], 0, None)).await;
+    // Each pause outlasts the backend's idle close.
+    let answers = gets(addr, 3, std::time::Duration::from_millis(150)).await;
+    assert_eq!(answers, ["HTTP/1.1 200 OK"; 3]);
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "a new connection for each request after the old one closed"
+    );
+    assert_eq!(router.stats()[0].errors, 0);
+}
