@@ -53,6 +53,41 @@ pub fn run_measured(cmd: &mut Command) -> io::Result<Measured> {
     })
 }
 
+/// user + system CPU a running process has used so far (all its threads).
+pub fn process_cpu(pid: u32) -> io::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let times = parse_stat(&stat).ok_or_else(|| io::Error::other("unreadable /proc stat"))?;
+    let tick = Duration::from_secs(1) / rustix::param::clock_ticks_per_second() as u32;
+    Ok(tick * (times[0] + times[1]))
+}
+
+/// [`process_cpu`] of `pid` and its live children (nginx's workers).
+pub fn tree_cpu(pid: u32) -> io::Result<Duration> {
+    let mut total = process_cpu(pid)?;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if parent_of(&stat) == Some(pid) {
+            total += process_cpu(child).unwrap_or_default();
+        }
+    }
+    Ok(total)
+}
+
+/// Field 4 (ppid) of a `/proc/<pid>/stat` line.
+fn parent_of(stat: &str) -> Option<u32> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// `[utime, stime, cutime, cstime]` in clock ticks from a `/proc/<pid>/stat`
 /// line. The command name (field 2) may contain spaces and parentheses, so
 /// fields are counted from the last `)`.
@@ -76,6 +111,13 @@ mod tests {
         let line = "4242 (a (b) c) Z 1 4242 4242 0 -1 4194572 100 200 0 0 \
                     31 7 250 12 20 0 1 0 12345 0 0";
         assert_eq!(parse_stat(line), Some([31, 7, 250, 12]));
+    }
+
+    #[test]
+    fn reads_the_parent_after_the_command_name() {
+        let line = "4242 (a (b) c) S 77 4242 4242 0 -1 4194572 100 200 0 0 31 7 250 12";
+        assert_eq!(parent_of(line), Some(77));
+        assert_eq!(parent_of("no parens"), None);
     }
 
     #[test]

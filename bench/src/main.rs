@@ -45,20 +45,33 @@ enum Which {
         #[arg(long, default_value_t = 30)]
         iterations: usize,
     },
-    /// Deployment proxy overhead vs direct, and rollback decision latency.
+    /// Deployment proxy overhead vs direct (wrk against `kiln deploy proxy`), and rollback decision latency.
     Proxy {
-        /// Requests per round and side.
-        #[arg(long, default_value_t = 20_000)]
-        requests: usize,
-        /// Concurrent keep-alive connections.
-        #[arg(long, default_value_t = 4)]
-        connections: usize,
-        /// Rounds per side.
+        /// Seconds per wrk run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Keep-alive connections, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 16])]
+        connections: Vec<usize>,
+        /// KiB a working backend hashes per request, comma-separated (one backend each).
+        #[arg(long, value_delimiter = ',', default_values_t = [64, 256])]
+        work_kib: Vec<usize>,
+        /// Runs per side.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// Canary rollbacks timed.
         #[arg(long, default_value_t = 5)]
         decisions: usize,
+        /// The kiln binary (default: `kiln` next to this executable, built
+        /// with `cargo build --release -p kiln` if missing).
+        #[arg(long)]
+        kiln: Option<PathBuf>,
+    },
+    /// The proxy benchmark's backend process (started by `proxy`).
+    #[command(hide = true)]
+    ProxyBackend {
+        #[arg(long, default_value_t = 0)]
+        work_kib: usize,
     },
     /// A one-`true`-step container job under `kiln run` vs `docker run --rm IMAGE true`.
     Docker {
@@ -150,17 +163,24 @@ fn main() -> ExitCode {
         }
         .run(),
         Which::Proxy {
-            requests,
+            seconds,
             connections,
+            work_kib,
             rounds,
             decisions,
-        } => kiln_bench::proxy::ProxyBench {
-            requests,
-            connections: connections.max(1),
-            rounds: rounds.max(1),
-            decisions: decisions.max(1),
-        }
-        .run(),
+            kiln,
+        } => kiln.map_or_else(locate_kiln, Ok).and_then(|kiln| {
+            kiln_bench::proxy::ProxyBench {
+                kiln,
+                seconds: seconds.max(1),
+                rounds: rounds.max(1),
+                connections: connections.into_iter().map(|c| c.max(1)).collect(),
+                work_kib,
+                decisions: decisions.max(1),
+            }
+            .run()
+        }),
+        Which::ProxyBackend { work_kib } => kiln_bench::proxy::backend_process(work_kib),
         Which::Docker { image, runs, kiln } => match kiln.map_or_else(locate_kiln, Ok) {
             Ok(kiln) => kiln_bench::docker::DockerBench {
                 image,
