@@ -274,35 +274,29 @@ async fn resolve_grant(entries: &[String]) -> Result<NetworkGrant, ActionExit> {
         .iter()
         .all(|e| e.parse::<std::net::SocketAddr>().is_ok());
     if literal {
-        return NetworkGrant::resolve(entries).map_err(ActionExit::Failed);
+        return NetworkGrant::resolve(entries).map_err(from_permissions);
     }
     let entries = entries.to_vec();
     match tokio::task::spawn_blocking(move || NetworkGrant::resolve(&entries)).await {
-        Ok(grant) => grant.map_err(ActionExit::Failed),
+        Ok(grant) => grant.map_err(from_permissions),
         Err(e) => Err(ActionExit::Infrastructure(format!(
             "cannot resolve the network grant: {e}"
         ))),
     }
 }
 
+fn from_permissions(message: String) -> ActionExit {
+    ActionExit::Failed(format!("{message} (in `permissions.network`)"))
+}
+
 /// `with:` inputs with the metadata's defaults filled in; a missing
 /// required one is an error (validate reports it earlier, with a span).
 fn inputs(plugin: &Plugin, given: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
-    let mut inputs = given.to_vec();
-    for spec in &plugin.metadata.inputs {
-        if given.iter().any(|(k, _)| *k == spec.name) {
-            continue;
-        }
-        match &spec.default {
-            Some(default) => inputs.push((spec.name.clone(), default.clone())),
-            None if spec.required => {
-                return Err(format!(
-                    "plugin `{}` needs input `{}`: add it under `with:`",
-                    plugin.reference, spec.name
-                ));
-            }
-            None => {}
-        }
+    if let Some(spec) = plugin.metadata.missing_input(given) {
+        return Err(format!(
+            "plugin `{}` needs input `{}`: add it under `with:`",
+            plugin.reference, spec.name
+        ));
     }
-    Ok(inputs)
+    Ok(plugin.metadata.with_defaults(given))
 }

@@ -18,7 +18,8 @@ pub use crate::bindings::v0_1::health::kiln::plugin::health_types::{
 pub use crate::bindings::v0_1::types::KeyValue;
 
 impl Plugin {
-    /// Checks `target` once. The guest may connect to `target.host:port`
+    /// Checks `target` once, with `params` completed by the declared
+    /// defaults. The guest may connect to `target.host:port`
     /// only. A check still running at `deadline` is interrupted and
     /// reported `unknown`, as is a trap: a broken check must not count as a
     /// verdict on the instance. `Err` is a component that is not a check or
@@ -63,7 +64,8 @@ impl Plugin {
         };
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_check(&mut store, target, params).await
+            let params = self.metadata.with_default_params(params);
+            instance.call_check(&mut store, target, &params).await
         };
         // The epoch deadline stops a guest that computes; one waiting in a
         // host call (a socket read) is stopped by dropping the call.

@@ -109,6 +109,39 @@ pub struct Ungranted {
 }
 
 impl Metadata {
+    /// `given` with the default of each declared input it leaves out.
+    pub fn with_defaults(&self, given: &[(String, String)]) -> Vec<(String, String)> {
+        let mut all = given.to_vec();
+        for spec in &self.inputs {
+            if let Some(default) = &spec.default
+                && !given.iter().any(|(k, _)| *k == spec.name)
+            {
+                all.push((spec.name.clone(), default.clone()));
+            }
+        }
+        all
+    }
+
+    /// The first required input without a default that `given` leaves out.
+    pub fn missing_input(&self, given: &[(String, String)]) -> Option<&InputSpec> {
+        self.inputs.iter().find(|spec| {
+            spec.required && spec.default.is_none() && !given.iter().any(|(k, _)| *k == spec.name)
+        })
+    }
+
+    /// [`Metadata::with_defaults`] for the parameters a strategy or health
+    /// check is called with.
+    pub(crate) fn with_default_params(&self, given: &[wit::KeyValue]) -> Vec<wit::KeyValue> {
+        let pairs: Vec<(String, String)> = given
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+        self.with_defaults(&pairs)
+            .into_iter()
+            .map(|(key, value)| wit::KeyValue { key, value })
+            .collect()
+    }
+
     /// Every declared capability `grants` does not cover, in declaration
     /// order.
     pub fn ungranted(&self, grants: &kiln_pipeline::Permissions) -> Vec<Ungranted> {

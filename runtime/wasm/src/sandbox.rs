@@ -37,7 +37,7 @@ impl NetworkGrant {
             grant.needs_lookup |= !is_literal;
             let addrs = entry
                 .to_socket_addrs()
-                .map_err(|e| format!("cannot resolve `{entry}` from `permissions.network`: {e}"))?;
+                .map_err(|e| format!("cannot resolve `{entry}`: {e}"))?;
             grant.allowed.extend(addrs);
         }
         Ok(grant)
@@ -136,9 +136,6 @@ mod tests {
                 .needs_lookup
         );
         let err = NetworkGrant::resolve(&["no-port".into()]).unwrap_err();
-        assert!(
-            err.starts_with("cannot resolve `no-port` from `permissions.network`: "),
-            "{err}"
-        );
+        assert!(err.starts_with("cannot resolve `no-port`: "), "{err}");
     }
 }

@@ -1,8 +1,15 @@
 //! Calling a `deploy-strategy` component: `next(state)`, with nothing
 //! granted (no files, network, env or secrets), under the metadata time
 //! limit. The deploy controller drives the loop; this is one call.
+//!
+//! A strategy also sees the same world on every call: clocks stopped at the
+//! epoch and fixed bytes for randomness. Its decision can then depend only
+//! on the state it is given (time comes in as `elapsed-ms`), which is what
+//! makes `kiln deploy simulate` a faithful rehearsal of a real rollout.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use wasmtime_wasi::{Deterministic, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
 
 use crate::bindings::v0_1::strategy::kiln::plugin::strategy_types;
 use crate::error::WasmError;
@@ -18,7 +25,8 @@ pub use strategy_types::{
 };
 
 impl Plugin {
-    /// The strategy's next decision for `state`. `Ok(Err(message))` is the
+    /// The strategy's next decision for `state`, its `params` completed
+    /// with the declared defaults. `Ok(Err(message))` is the
     /// strategy's own refusal (a bad parameter); `Err` is a trap, a limit or
     /// a component that is not a strategy.
     pub async fn next(
@@ -34,13 +42,55 @@ impl Plugin {
             });
         };
         let deadline = Instant::now() + runtime.limits.metadata_timeout;
-        let mut store = runtime.store(runtime.bare_state(), Some(deadline), None);
+        let state_data = crate::state::HostState {
+            wasi: unchanging_world(),
+            ..runtime.bare_state()
+        };
+        let mut store = runtime.store(state_data, Some(deadline), None);
         let trap = |e: wasmtime::Error| WasmError::Trap {
             plugin: self.reference.clone(),
             doing: "deciding the next step",
             message: crate::trap::explain(&e, runtime.limits.memory),
         };
         let instance = pre.instantiate_async(&mut store).await.map_err(trap)?;
-        instance.call_next(&mut store, state).await.map_err(trap)
+        let state = RolloutState {
+            params: self.metadata.with_default_params(&state.params),
+            ..state.clone()
+        };
+        instance.call_next(&mut store, &state).await.map_err(trap)
+    }
+}
+
+/// WASI for a strategy: nothing granted, no clock that moves, no entropy.
+fn unchanging_world() -> WasiCtx {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.wall_clock(Stopped)
+        .monotonic_clock(Stopped)
+        .secure_random(Deterministic::new(vec![0]))
+        .insecure_random(Deterministic::new(vec![0]))
+        .insecure_random_seed(0);
+    wasi.build()
+}
+
+/// A clock that always reads zero.
+struct Stopped;
+
+impl HostWallClock for Stopped {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for Stopped {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
     }
 }

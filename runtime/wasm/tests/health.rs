@@ -182,3 +182,26 @@ async fn a_strategy_is_not_a_health_check() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_target_whose_name_does_not_resolve_is_an_error_naming_it() {
+    // `.invalid` never resolves (RFC 6761), so no grant can be made and the
+    // guest is not started at all.
+    let rt = runtime();
+    let check = load(&rt, "tcp-health").await;
+    let target = Target {
+        host: "web-v1-1.invalid".into(),
+        ..target(8080)
+    };
+    let err = check.check(&rt, &target, &[], soon()).await.unwrap_err();
+    assert!(
+        matches!(err, kiln_wasm::WasmError::Target { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with("health check `kiln/tcp-health@1` cannot reach its target:")
+            && text.contains("web-v1-1.invalid:8080"),
+        "{text}"
+    );
+}

@@ -256,3 +256,45 @@ async fn a_bad_parameter_is_the_strategys_error_not_a_trap() {
         "input `weights` is `50,10`: expected increasing percentages from 1 to 100, ending at 100 (e.g. `10,50,100`)"
     );
 }
+
+#[tokio::test]
+async fn a_strategy_sees_no_clock_move_no_entropy_and_its_defaults() {
+    // Its decision may depend only on the state it is given, or a dry run
+    // would not rehearse the real rollout; params left out get the
+    // declared defaults, as a `uses:` step's inputs do.
+    let runtime = Runtime::new(None, Limits::default()).expect("runtime");
+    let bytes = std::fs::read(kiln_test_plugins::ALL_AT_ONCE).expect("built");
+    let plugin = runtime
+        .load("./all-at-once.wasm", &bytes, &kiln_wasm::sha256(&bytes))
+        .await
+        .expect("loads");
+    let state = RolloutState {
+        service: "web".into(),
+        stable: Some("v1".into()),
+        candidate: "v2".into(),
+        replicas: 1,
+        versions: Vec::new(),
+        candidate_weight: 0,
+        health: Vec::new(),
+        traffic: Vec::new(),
+        approvals: Vec::new(),
+        elapsed_ms: 0,
+        params: Vec::new(),
+        memo: "probe-world".into(),
+    };
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let next = plugin.next(&runtime, &state).await.expect("no trap");
+        let Decision::Rollback(world) = next.expect("decides").decision else {
+            panic!("the probe answers with a rollback");
+        };
+        seen.push(world);
+    }
+    assert!(
+        seen[0].starts_with("wall 0 s, monotonic moved 0 ns, hash "),
+        "{}",
+        seen[0]
+    );
+    assert!(seen[0].ends_with(", params label=switch"), "{}", seen[0]);
+    assert_eq!(seen[0], seen[1], "the same world on every call");
+}

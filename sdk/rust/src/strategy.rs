@@ -4,8 +4,8 @@ use crate::{HealthReport, Inputs, Metadata};
 
 /// A deployment strategy. Implement it and export it with
 /// [`crate::deploy_strategy!`]. Keep it pure: everything it knows is in
-/// `state` (its own progress in [`RolloutState::memo`]), so a rollout can be
-/// simulated and replayed.
+/// `state` (its own progress in [`RolloutState::memo`]); the host stops its
+/// clocks and fixes its randomness, so a rollout can be simulated exactly.
 pub trait Strategy {
     /// What this strategy is and accepts.
     fn metadata() -> Metadata;

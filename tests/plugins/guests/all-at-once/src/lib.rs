@@ -1,6 +1,10 @@
 //! A third-party deployment strategy, written against the WIT alone (no
 //! kiln SDK): start every candidate instance, check them, switch all
 //! traffic at once, promote. Rolls back if any instance is unhealthy.
+//!
+//! The memo `probe-world` (which it never writes itself) makes it roll back
+//! with what it sees of clocks, randomness and its params, for kiln-wasm's
+//! tests.
 wit_bindgen::generate!({ path: "../../../../wit/v0.1.0", world: "deploy-strategy" });
 
 use kiln::plugin::health_types::HealthStatus;
@@ -57,9 +61,27 @@ impl Guest for AllAtOnce {
                 }
             }
             "switched" => step(Decision::Promote, "done"),
+            "probe-world" => step(Decision::Rollback(probe_world(&state.params)), "done"),
             _ => step(Decision::Done, "done"),
         })
     }
+}
+
+fn probe_world(params: &[kiln::plugin::types::KeyValue]) -> String {
+    use std::hash::BuildHasher;
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let start = std::time::Instant::now();
+    let spin: u64 = (0..100_000u64).fold(0, |a, i| a.wrapping_add(i * i));
+    let moved = start.elapsed().as_nanos();
+    // The hasher's keys come from WASI random.
+    let hash = std::collections::hash_map::RandomState::new().hash_one(spin);
+    let params: Vec<String> = params.iter().map(|p| format!("{}={}", p.key, p.value)).collect();
+    format!(
+        "wall {wall} s, monotonic moved {moved} ns, hash {hash:x}, params {}",
+        params.join(" ")
+    )
 }
 
 export!(AllAtOnce);
