@@ -272,6 +272,47 @@ fn a_third_party_strategy_and_health_check_drive_a_rollout() {
 }
 
 #[test]
+fn a_health_check_needing_more_than_its_target_is_refused_at_its_reference() {
+    // The host grants a health check only its target's address: a
+    // declared network need is met, but one that also reads the workspace
+    // (and a secret) could never work, so it is refused up front.
+    let kiln = Kiln::new()
+        .pipeline(concat!(
+            "jobs:\n  ship:\n    deploy:\n      service: web\n      command: 'true'\n      version: '1'\n",
+            "      health: { uses: ./needy-health.wasm }\n",
+        ))
+        .bytes(
+            "needy-health.wasm",
+            &std::fs::read(kiln_test_plugins::NEEDY_HEALTH).unwrap(),
+        );
+    kiln.run_with(["validate"])
+        .code(2)
+        .stderr_has("kiln.yml:7:23")
+        .stderr_has(
+            "plugin `./needy-health.wasm` needs read access to the workspace, but `deploy.health` is granted only the address of the instance it checks",
+        )
+        .stderr_has("use a component that declares no capabilities");
+    kiln.run_with(["run"])
+        .code(2)
+        .stderr_has("needs read access to the workspace");
+}
+
+#[test]
+fn validate_leaves_a_remote_strategy_to_run_with_a_warning() {
+    // `kiln validate` fetches nothing: a remote component is not an error,
+    // it is checked when `kiln run` resolves it.
+    let kiln = Kiln::new().pipeline(concat!(
+        "jobs:\n  ship:\n    deploy:\n      service: web\n      command: 'true'\n      version: '1'\n",
+        "      strategy: { uses: 'oci://127.0.0.1:1/strategies/fast:1' }\n",
+    ));
+    kiln.run_with(["validate"])
+        .code(0)
+        .stderr_has("plugin-not-fetched")
+        .stderr_has("kiln.yml:7:")
+        .stderr_has("is fetched, then checked, when `kiln run` resolves it");
+}
+
+#[test]
 fn strategy_and_health_references_are_checked_before_anything_runs() {
     let kiln = Kiln::new().pipeline(concat!(
         "jobs:\n  ship:\n    deploy:\n      service: web\n      command: 'true'\n      version: '1'\n",

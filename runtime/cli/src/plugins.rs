@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use kiln_pipeline::{Diagnostic, Permissions, Plan, Span, StepAction, UsesSpans};
+use kiln_pipeline::{Diagnostic, FsAccess, Permissions, Plan, Span, StepAction, UsesSpans};
 use kiln_wasm::{ArtifactAccess, Limits, NoArtifactStore, Plugin, Runtime, WasmActions, World};
 
 use crate::command::plugin::pipeline::Components;
@@ -37,6 +37,8 @@ pub(crate) struct Resolved {
 pub(crate) enum Unresolved {
     /// A local path with no file (yet).
     Missing(String),
+    /// A remote reference `kiln validate` does not fetch.
+    NotFetched(String),
     /// A reference this build cannot resolve: (message, help).
     Invalid(String, String),
 }
@@ -68,7 +70,7 @@ pub(crate) fn resolve(
     }
     if !local {
         // `kiln validate` fetches nothing; `kiln run` resolves it first.
-        return Err(Unresolved::Missing(format!(
+        return Err(Unresolved::NotFetched(format!(
             "plugin `{reference}` is fetched, then checked, when `kiln run` resolves it"
         )));
     }
@@ -122,8 +124,20 @@ struct UsesStep<'a> {
     spans: &'a UsesSpans,
 }
 
-/// Strategies and health checks are granted nothing the pipeline chooses.
-static NO_GRANTS: std::sync::LazyLock<Permissions> = std::sync::LazyLock::new(Permissions::default);
+/// Strategies and health checks are granted nothing the pipeline chooses;
+/// not even the workspace (`fs: read` is a step's default, not theirs).
+static STRATEGY_GRANTS: std::sync::LazyLock<Permissions> =
+    std::sync::LazyLock::new(|| Permissions {
+        fs: FsAccess::None,
+        ..Permissions::default()
+    });
+
+/// A health check may connect to the instance it checks: the entry stands
+/// for that address, which the host grants when it calls the check.
+static HEALTH_GRANTS: std::sync::LazyLock<Permissions> = std::sync::LazyLock::new(|| Permissions {
+    network: vec!["the instance it checks".into()],
+    ..STRATEGY_GRANTS.clone()
+});
 
 fn uses_of<'a>(plan: &'a Plan) -> Vec<UsesStep<'a>> {
     let mut steps: Vec<UsesStep<'a>> = Vec::new();
@@ -158,7 +172,10 @@ fn uses_of<'a>(plan: &'a Plan) -> Vec<UsesStep<'a>> {
                         role,
                         reference: &used.uses,
                         with: used.with.iter().map(|(k, _)| k.as_str()).collect(),
-                        permissions: &NO_GRANTS,
+                        permissions: match role {
+                            Role::HealthCheck => &HEALTH_GRANTS,
+                            _ => &STRATEGY_GRANTS,
+                        },
                         spans: &used.spans,
                     });
                 }
@@ -249,7 +266,9 @@ pub(crate) fn prepare(
         .with_resolver(move |reference| {
             match resolve(reference, &root, &Components::new()) {
                 Ok(r) => Ok((r.bytes, r.digest)),
-                Err(Unresolved::Missing(m) | Unresolved::Invalid(m, _)) => Err(m),
+                Err(
+                    Unresolved::Missing(m) | Unresolved::NotFetched(m) | Unresolved::Invalid(m, _),
+                ) => Err(m),
             }
         });
         for (reference, plugin) in actions {
@@ -286,6 +305,14 @@ fn load(
                 Diagnostic::warning("plugin-not-found", span, message)
                     .with_label("checked again when the step runs")
                     .with_help("if no earlier job builds it, fix the path"),
+            );
+            return None;
+        }
+        Err(Unresolved::NotFetched(message)) => {
+            diagnostics.push(
+                Diagnostic::warning("plugin-not-fetched", span, message)
+                    .with_label("not checked by `kiln validate`")
+                    .with_help("`kiln plugin install` fetches and checks it now"),
             );
             return None;
         }

@@ -13,6 +13,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("hostile", "HOSTILE"),
     ("unknown-import", "UNKNOWN_IMPORT"),
     ("health", "HEALTH"),
+    ("needy-health", "NEEDY_HEALTH"),
     ("all-at-once", "ALL_AT_ONCE"),
 ];
 
