@@ -355,8 +355,10 @@ impl<'c, 'a> Rollout<'c, 'a> {
             if !repeated_wait {
                 self.log(&format!("→ {}", step.decision));
             }
-            let flow = self.perform(step.decision.clone()).await;
+            // `elapsed-ms` counts from here: carrying the decision out (a
+            // whole `wait`) is part of the time since it, as in a dry run.
             self.last = Instant::now();
+            let flow = self.perform(step.decision.clone()).await;
             match flow {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Finished(outcome)) => return Ok(outcome),

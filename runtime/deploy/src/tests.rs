@@ -177,6 +177,16 @@ impl World {
         settings: RolloutSettings,
         decisions: Vec<Decision>,
     ) -> Outcome {
+        self.run_strategy(spec, settings, &mut Scripted(decisions))
+            .await
+    }
+
+    async fn run_strategy(
+        &self,
+        spec: ServiceSpec,
+        settings: RolloutSettings,
+        strategy: &mut dyn Strategy,
+    ) -> Outcome {
         let c = Controller {
             journal: &self.journal,
             platform: self.stub.clone(),
@@ -189,9 +199,7 @@ impl World {
                 ..Tuning::default()
             },
         };
-        c.rollout(spec, settings, &mut Scripted(decisions))
-            .await
-            .unwrap()
+        c.rollout(spec, settings, strategy).await.unwrap()
     }
 
     fn routed_versions(&self) -> Vec<String> {
@@ -376,4 +384,32 @@ async fn a_second_rollout_of_the_same_service_is_refused_while_one_runs() {
             .starts_with("service `web` is being deployed by another kiln process"),
         "{err}"
     );
+}
+
+/// Scripted, keeping the `elapsed-ms` of every state it is shown.
+struct Timed(Scripted, Vec<u64>);
+
+impl Strategy for Timed {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn next(&mut self, state: &RolloutState) -> Result<NextStep, String> {
+        self.1.push(state.elapsed_ms);
+        self.0.next(state)
+    }
+}
+
+#[tokio::test]
+async fn elapsed_ms_includes_carrying_out_the_previous_decision() {
+    // As in a dry run: after `wait 300ms` the strategy sees ≥ 300 ms.
+    let w = World::with_v1(1).await;
+    let mut timed = Timed(
+        Scripted(vec![Decision::Wait(300), Decision::Rollback("seen".into())]),
+        Vec::new(),
+    );
+    let outcome = w.run_strategy(spec("v2", 1), settings(), &mut timed).await;
+    assert!(matches!(outcome, Outcome::RolledBack(_)), "{outcome:?}");
+    assert!(timed.1[0] < 300, "{:?}", timed.1);
+    assert!(timed.1[1] >= 300, "{:?}", timed.1);
 }
