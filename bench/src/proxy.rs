@@ -666,6 +666,7 @@ async fn one_rollback() -> Result<Duration, BenchError> {
             })
             .collect(),
         health: None,
+        health_digest: None,
         manual_approval: false,
         approval_timeout: Duration::from_secs(1),
         listen: proxy,

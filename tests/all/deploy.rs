@@ -195,6 +195,49 @@ fn kill_9_during_a_canary_then_resume_rolls_back_cleanly() {
 }
 
 #[test]
+fn resume_goes_on_without_a_recorded_health_check_that_changed() {
+    // A crashed rollout must stay recoverable when its health check file
+    // is no longer what the rollout used (changed, or gone): resume never
+    // runs other bytes than those, says so, and rolls back on readiness.
+    let port = free_port();
+    let yaml = pipeline(
+        port,
+        1,
+        "{ uses: kiln/canary@1, with: { weights: '50,100', interval: '${INTERVAL:-60s}' } }",
+        "",
+    )
+    .replace(
+        "{ uses: kiln/http-health@1, with: { path: /healthz } }",
+        "{ uses: ./always-healthy.wasm }",
+    );
+    let kiln = Kiln::new().pipeline(&yaml).bytes(
+        "always-healthy.wasm",
+        &std::fs::read(kiln_test_plugins::HEALTH).unwrap(),
+    );
+    let _down = Teardown(&kiln);
+    kiln.run_with(["run", "--var", "VERSION=v1", "--var", "INTERVAL=1s"])
+        .code(0);
+    let mut child = Kiln::spawn_with(&kiln, ["run", "--var", "VERSION=v2"]);
+    eventually("v2 to get traffic", WAIT, || {
+        sample(port, 10).iter().any(|(_, b)| b == "v2")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(
+        kiln.path("always-healthy.wasm"),
+        std::fs::read(kiln_test_plugins::NEEDY_HEALTH).unwrap(),
+    )
+    .unwrap();
+    kiln.run_with(["deploy", "resume"])
+        .code(1)
+        .stdout_has("warning: cannot load the recorded health check: `./always-healthy.wasm` is no longer the component the rollout used (sha256:")
+        .stdout_has("resuming with readiness checks only")
+        .stdout_has("rolled back `web` to version `v1`");
+    assert!(sample(port, 10).iter().all(|(c, b)| *c == 200 && b == "v1"));
+    assert_eq!((running(&kiln, "v1"), running(&kiln, "v2")), (1, 0));
+}
+
+#[test]
 fn rollback_by_hand_returns_to_the_previous_version() {
     let port = free_port();
     let kiln = Kiln::new().pipeline(&pipeline(port, 1, "kiln/rolling@1", ""));

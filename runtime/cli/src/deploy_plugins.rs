@@ -39,26 +39,53 @@ impl DeployComponents {
 
     /// Loads `uses` outside a run, for the commands that act on recorded
     /// rollouts: a bundled name, a local path relative to `base`, or a
-    /// remote reference (fetched, or read from the plugin store).
-    pub(crate) fn standalone(uses: &str, base: &Path) -> Result<Self, String> {
+    /// remote reference (fetched, or read from the plugin store). With
+    /// `pinned` (`sha256:…`), only those bytes are accepted.
+    pub(crate) fn standalone(
+        uses: &str,
+        base: &Path,
+        pinned: Option<&str>,
+    ) -> Result<Self, String> {
         let reference = kiln_fetch::Reference::parse(uses)
             .map_err(|e| format!("`{uses}` is not a plugin reference: {}", e.problem))?;
         let client = kiln_fetch::Client::new();
         let bundled = crate::command::plugin::bundled();
-        let component = match &reference {
+        let pinned_digest = pinned
+            .and_then(|p| p.strip_prefix("sha256:"))
+            .and_then(|hex| hex.parse::<kiln_fetch::Digest>().ok());
+        let fetched = |c: kiln_fetch::Component| (c.bytes, c.digest);
+        let (bytes, digest) = match &reference {
             kiln_fetch::Reference::Local { .. } | kiln_fetch::Reference::Bundled { .. } => {
-                kiln_fetch::Resolver::without_store(&client, bundled, base).fetch(&reference)
+                kiln_fetch::Resolver::without_store(&client, bundled, base)
+                    .fetch(&reference)
+                    .map(fetched)
             }
             _ => {
                 let store = crate::command::plugin::open_store().map_err(|e| e.to_string())?;
-                kiln_fetch::Resolver::new(&store, &client, bundled, base).fetch(&reference)
+                match pinned_digest {
+                    // The bytes the rollout used, without asking the source
+                    // (a tag may point elsewhere by now).
+                    Some(digest) if store.contains(&digest) => {
+                        store.read(&digest).map(|bytes| (Arc::from(bytes), digest))
+                    }
+                    _ => kiln_fetch::Resolver::new(&store, &client, bundled, base)
+                        .fetch(&reference)
+                        .map(fetched),
+                }
             }
         }
         .map_err(|e| crate::error::chain(&e))?;
+        let digest = format!("sha256:{}", digest.to_hex());
+        if let Some(expected) = pinned
+            && digest != expected
+        {
+            return Err(format!(
+                "`{uses}` is no longer the component the rollout used ({expected}; now {digest})"
+            ));
+        }
         let runtime = Runtime::new(kiln_wasm::default_cache_dir(), Limits::default())
             .map_err(|e| crate::error::chain(&e))?;
-        let digest = format!("sha256:{}", component.digest.to_hex());
-        let plugin = on_own_thread(|| runtime.load(uses, &component.bytes, &digest))?
+        let plugin = on_own_thread(|| runtime.load(uses, &bytes, &digest))?
             .map_err(|e| crate::error::chain(&e))?;
         let mut loaded = Self::new(Arc::new(runtime));
         loaded.insert(plugin);
@@ -79,6 +106,11 @@ impl DeployComponents {
             ));
         }
         Ok((runtime.clone(), plugin.clone()))
+    }
+
+    /// `sha256:…` of the component loaded for `uses`.
+    pub(crate) fn digest(&self, uses: &str) -> Option<String> {
+        self.plugins.get(uses).map(|p| p.digest.clone())
     }
 
     /// The strategy `uses`.

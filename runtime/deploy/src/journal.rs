@@ -558,6 +558,7 @@ fn placeholder_settings() -> RolloutSettings {
         strategy: String::new(),
         strategy_params: Vec::new(),
         health: None,
+        health_digest: None,
         manual_approval: false,
         approval_timeout: Duration::ZERO,
         listen: "127.0.0.1:0".parse().expect("valid"),

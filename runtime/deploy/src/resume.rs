@@ -126,6 +126,7 @@ pub async fn rollback_service(c: &Controller<'_>, service: &str, run: i64) -> Re
         strategy: "manual rollback".into(),
         strategy_params: Vec::new(),
         health: previous.settings.health.clone(),
+        health_digest: previous.settings.health_digest.clone(),
         manual_approval: false,
         approval_timeout: Duration::from_secs(1),
         listen: previous.settings.listen,

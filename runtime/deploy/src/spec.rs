@@ -65,6 +65,10 @@ pub struct RolloutSettings {
     pub strategy_params: Vec<KeyValue>,
     /// Health-check reference, if any.
     pub health: Option<String>,
+    /// `sha256:…` of the health check's bytes as the rollout used them, so
+    /// `resume` and `rollback` check with the same component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_digest: Option<String>,
     /// `approval: manual`: gate `promote` before promotion.
     pub manual_approval: bool,
     /// Gate timeout (then it counts as rejected).

@@ -121,6 +121,7 @@ fn settings() -> RolloutSettings {
         strategy: "scripted".into(),
         strategy_params: Vec::new(),
         health: None,
+        health_digest: None,
         manual_approval: false,
         approval_timeout: Duration::from_millis(200),
         listen: "127.0.0.1:0".parse().unwrap(),

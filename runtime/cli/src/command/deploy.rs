@@ -136,6 +136,7 @@ fn to_spec(r: &DeployRequest) -> (ServiceSpec, RolloutSettings) {
         strategy: r.strategy.uses.clone(),
         strategy_params: pairs(&r.strategy.with),
         health: r.health.as_ref().map(|h| h.uses.clone()),
+        health_digest: None,
         manual_approval: r.manual_approval,
         approval_timeout: r.approval_timeout,
         listen: r.proxy.listen,
@@ -179,7 +180,11 @@ async fn rollout(
     log: Log,
     stop: CancellationToken,
 ) -> Result<Outcome, String> {
-    let (spec, settings) = to_spec(&request);
+    let (spec, mut settings) = to_spec(&request);
+    settings.health_digest = settings
+        .health
+        .as_deref()
+        .and_then(|uses| components.digest(uses));
     let mut strategy = components.strategy(&settings.strategy)?;
     let health = settings
         .health
@@ -331,7 +336,13 @@ async fn resume_all(
         )
         .await?;
         let mut c = offline_controller(journal, platform.clone(), Arc::new(traffic));
-        c.health = recorded_health(record.settings.health.as_deref(), &record.spec.workdir)?;
+        // Recovery must not wait on a component that is gone: a rollback
+        // restores a version that was serving, and readiness still gates
+        // every instance it starts.
+        c.health = recorded_health(&record.settings, &record.spec.workdir).unwrap_or_else(|e| {
+            println!("warning: {e}; resuming with readiness checks only");
+            None
+        });
         match resume::resume(&c, &record).await? {
             Outcome::Promoted => {}
             Outcome::RolledBack(_) => code = EXIT_FAILED,
@@ -355,7 +366,7 @@ async fn rollback(
     if let Some(stable) = &record.stable
         && let Ok(source) = resume::rollback_source(journal, service, stable)
     {
-        c.health = recorded_health(source.settings.health.as_deref(), &source.spec.workdir)?;
+        c.health = recorded_health(&source.settings, &source.spec.workdir)?;
     }
     match resume::rollback_service(&c, service, 0).await? {
         Outcome::Promoted => Ok(0),
@@ -364,15 +375,16 @@ async fn rollback(
 }
 
 /// The health check a rollout recorded, loaded again (a local path is
-/// relative to the workspace it was deployed from).
+/// relative to the workspace it was deployed from), and only if its bytes
+/// are the ones the rollout used.
 fn recorded_health(
-    uses: Option<&str>,
+    settings: &RolloutSettings,
     workspace: &Path,
 ) -> Result<Option<Arc<dyn HealthCheck>>, CliError> {
-    let Some(uses) = uses else {
+    let Some(uses) = settings.health.as_deref() else {
         return Ok(None);
     };
-    DeployComponents::standalone(uses, workspace)
+    DeployComponents::standalone(uses, workspace, settings.health_digest.as_deref())
         .and_then(|loaded| loaded.health(uses))
         .map(Some)
         .map_err(|e| CliError::Usage(format!("cannot load the recorded health check: {e}")))
@@ -427,7 +439,7 @@ fn simulate(path: &Path, uses: &str) -> Result<u8, CliError> {
         path: PathBuf::from("."),
         source,
     })?;
-    let mut strategy = DeployComponents::standalone(uses, &base)
+    let mut strategy = DeployComponents::standalone(uses, &base, None)
         .and_then(|loaded| loaded.strategy(uses))
         .map_err(CliError::Usage)?;
     let inputs: Vec<String> = strategy
