@@ -297,6 +297,8 @@ fn a_third_party_strategy_and_health_check_drive_a_rollout() {
         .stdout_has("with ./all-at-once.wasm (2 replicas)")
         .stdout_has("→ scale v2 to 2")
         .stdout_has(": healthy (ok)")
+        // What the check wrote, after the instance it checked.
+        .stdout_has("| looked at web-v2-")
         .stdout_has("→ set-weight 100%")
         .stdout_has("promoted `web` to version `v2`");
     assert!(sample(port, 10).iter().all(|(c, b)| *c == 200 && b == "v2"));

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kiln_deploy::components::{WasmHealth, WasmStrategy, on_own_thread};
+use kiln_deploy::controller::Log;
 use kiln_deploy::{HealthCheck, Strategy};
 use kiln_wasm::{Limits, Plugin, Runtime, World};
 
@@ -119,9 +120,9 @@ impl DeployComponents {
         Ok(Box::new(WasmStrategy::new(runtime, plugin)))
     }
 
-    /// The health check `uses`.
-    pub(crate) fn health(&self, uses: &str) -> Result<Arc<dyn HealthCheck>, String> {
+    /// The health check `uses`; what it writes goes to `log`.
+    pub(crate) fn health(&self, uses: &str, log: Log) -> Result<Arc<dyn HealthCheck>, String> {
         let (runtime, plugin) = self.get(uses, World::HealthCheck)?;
-        Ok(Arc::new(WasmHealth::new(runtime, plugin)))
+        Ok(Arc::new(WasmHealth::new(runtime, plugin).with_log(log)))
     }
 }

@@ -13,6 +13,7 @@ use kiln_wasm::strategy as w;
 use kiln_wasm::{Plugin, Runtime};
 
 use crate::contract as c;
+use crate::controller::Log;
 use crate::plugin::{BoxFuture, HealthCheck, Strategy};
 
 /// A loaded `deploy-strategy` component.
@@ -33,12 +34,24 @@ impl WasmStrategy {
 pub struct WasmHealth {
     runtime: Arc<Runtime>,
     plugin: Arc<Plugin>,
+    log: Option<Log>,
 }
 
 impl WasmHealth {
     /// The health check `plugin`, called in `runtime`.
     pub fn new(runtime: Arc<Runtime>, plugin: Arc<Plugin>) -> Self {
-        Self { runtime, plugin }
+        Self {
+            runtime,
+            plugin,
+            log: None,
+        }
+    }
+
+    /// Sends what the check writes (`host.log`, stdout, stderr) to `log`,
+    /// each line after the instance's name, before the verdict is logged.
+    pub fn with_log(mut self, log: Log) -> Self {
+        self.log = Some(log);
+        self
     }
 }
 
@@ -76,7 +89,14 @@ impl HealthCheck for WasmHealth {
                 .check(&self.runtime, &target, &params, deadline)
                 .await
             {
-                Ok(report) => from_wit_report(report),
+                Ok(checked) => {
+                    if let Some(log) = &self.log {
+                        for line in checked.output.lines() {
+                            log(&format!("  {} | {line}", target.instance));
+                        }
+                    }
+                    from_wit_report(checked.report)
+                }
                 Err(e) => c::HealthReport {
                     status: c::HealthStatus::Unknown,
                     detail: e.with_causes(),

@@ -1,10 +1,15 @@
 //! Calling a `health-check` component: `check(target, params)`, with the
 //! network granted to the target's address and nothing else (no files, no
 //! env, no secrets), until a deadline. The deploy controller decides when
-//! to check; this is one check.
+//! to check; this is one check. What the guest writes (`host.log`, stdout,
+//! stderr) comes back with the verdict, bounded, for the rollout log.
 
 use std::net::SocketAddr;
 use std::time::Instant;
+
+use kiln_engine::Stream;
+
+use crate::output::Pipe;
 
 use crate::error::WasmError;
 use crate::runtime::{Plugin, Pre, Runtime, World};
@@ -16,6 +21,20 @@ pub use crate::bindings::v0_1::health::kiln::plugin::health_types::{
     HealthReport, HealthStatus, Metric, Target,
 };
 pub use crate::bindings::v0_1::types::KeyValue;
+
+/// Bytes kept of each of a check's stdout and stderr (`host.log` lines
+/// go to stderr): enough to say why, never a flood in the rollout log.
+const CHECK_OUTPUT_LIMIT: usize = 8 * 1024;
+
+/// One check's verdict and what the guest wrote meanwhile.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The verdict.
+    pub report: HealthReport,
+    /// `host.log` and `host.progress` lines, stdout and stderr, in the
+    /// order written; each stream cut after 8 KiB with a marker.
+    pub output: String,
+}
 
 impl Plugin {
     /// Checks `target` once, with `params` completed by the declared
@@ -30,7 +49,7 @@ impl Plugin {
         target: &Target,
         params: &[KeyValue],
         deadline: Instant,
-    ) -> Result<HealthReport, WasmError> {
+    ) -> Result<Checked, WasmError> {
         let Pre::Health(pre) = &self.pre else {
             return Err(WasmError::WrongWorld {
                 plugin: self.reference.clone(),
@@ -39,10 +58,15 @@ impl Plugin {
             });
         };
         let network = target_grant(&self.reference, target).await?;
+        let (sender, mut written) = tokio::sync::mpsc::unbounded_channel();
+        let stdout = Pipe::new(Stream::Stdout, sender.clone(), CHECK_OUTPUT_LIMIT);
+        let stderr = Pipe::new(Stream::Stderr, sender, CHECK_OUTPUT_LIMIT);
         let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
         network.apply(&mut wasi);
+        wasi.stdout(stdout).stderr(stderr.clone());
         let state = HostState {
             wasi: wasi.build(),
+            log: Some(stderr),
             ..runtime.bare_state()
         };
         let mut store = runtime.store(state, Some(deadline), None);
@@ -70,10 +94,19 @@ impl Plugin {
         // The epoch deadline stops a guest that computes; one waiting in a
         // host call (a socket read) is stopped by dropping the call.
         let until = tokio::time::Instant::from_std(deadline);
-        match tokio::time::timeout_at(until, call).await {
-            Ok(result) => Ok(result.unwrap_or_else(unknown)),
-            Err(_) => Ok(unknown(wasmtime::Error::new(Interrupted))),
+        let report = match tokio::time::timeout_at(until, call).await {
+            Ok(result) => result.unwrap_or_else(unknown),
+            Err(_) => unknown(wasmtime::Error::new(Interrupted)),
+        };
+        drop(store);
+        let mut output = Vec::new();
+        while let Ok((_, bytes)) = written.try_recv() {
+            output.extend_from_slice(&bytes);
         }
+        Ok(Checked {
+            report,
+            output: String::from_utf8_lossy(&output).into_owned(),
+        })
     }
 }
 

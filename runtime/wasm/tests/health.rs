@@ -81,14 +81,16 @@ async fn http_health_follows_the_status_the_instance_answers() {
     let ok = check
         .check(&rt, &target(http_server(200)), &path, soon())
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(ok.status, HealthStatus::Healthy, "{}", ok.detail);
     assert!(ok.detail.starts_with("GET /healthz: 200"), "{}", ok.detail);
     assert!(ok.metrics.iter().any(|m| m.name == "latency-ms"));
     let failing = check
         .check(&rt, &target(http_server(503)), &path, soon())
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(
         failing.status,
         HealthStatus::Unhealthy,
@@ -98,7 +100,8 @@ async fn http_health_follows_the_status_the_instance_answers() {
     let refused = check
         .check(&rt, &target(closed_port()), &path, soon())
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(
         refused.status,
         HealthStatus::Unhealthy,
@@ -114,12 +117,14 @@ async fn tcp_health_is_healthy_when_the_port_accepts() {
     let up = check
         .check(&rt, &target(http_server(200)), &[], soon())
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(up.status, HealthStatus::Healthy, "{}", up.detail);
     let down = check
         .check(&rt, &target(closed_port()), &[], soon())
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(down.status, HealthStatus::Unhealthy, "{}", down.detail);
 }
 
@@ -139,7 +144,8 @@ async fn a_check_still_running_at_the_deadline_is_unknown() {
     let report = check
         .check(&rt, &target(port), &params(&[("timeout", "30s")]), deadline)
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(report.status, HealthStatus::Unknown, "{}", report.detail);
     assert_eq!(report.detail, "the check did not finish in time");
 }
@@ -156,7 +162,8 @@ async fn a_bad_parameter_is_unknown_with_the_checks_reason() {
             soon(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(report.status, HealthStatus::Unknown);
     assert!(
         report.detail.contains("starting with `/`"),
@@ -204,4 +211,17 @@ async fn a_target_whose_name_does_not_resolve_is_an_error_naming_it() {
             && text.contains("web-v1-1.invalid:8080"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn what_a_check_writes_comes_back_with_its_verdict() {
+    let rt = runtime();
+    let bytes = std::fs::read(kiln_test_plugins::HEALTH).expect("built");
+    let check = rt
+        .load("./always-healthy.wasm", &bytes, &kiln_wasm::sha256(&bytes))
+        .await
+        .expect("loads");
+    let checked = check.check(&rt, &target(8080), &[], soon()).await.unwrap();
+    assert_eq!(checked.report.status, HealthStatus::Healthy);
+    assert_eq!(checked.output, "looked at web-v1-1\nport 8080\n");
 }

@@ -189,7 +189,7 @@ async fn rollout(
     let health = settings
         .health
         .as_deref()
-        .map(|uses| components.health(uses))
+        .map(|uses| components.health(uses, log.clone()))
         .transpose()?;
     let journal = Journal::open(state_dir).map_err(|e| e.to_string())?;
     let platform = rollout_platform(state_dir, request.target, &spec.run).await?;
@@ -385,7 +385,7 @@ fn recorded_health(
         return Ok(None);
     };
     DeployComponents::standalone(uses, workspace, settings.health_digest.as_deref())
-        .and_then(|loaded| loaded.health(uses))
+        .and_then(|loaded| loaded.health(uses, print_log()))
         .map(Some)
         .map_err(|e| CliError::Usage(format!("cannot load the recorded health check: {e}")))
 }

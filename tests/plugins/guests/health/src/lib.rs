@@ -1,7 +1,9 @@
-//! A health check, to be used (wrongly) as a step action.
+//! A health check that always says healthy, and says what it checked
+//! through `host.log` and stderr; also used (wrongly) as a step action.
 wit_bindgen::generate!({ path: "../../../../wit/v0.1.0", world: "health-check" });
 
 use kiln::plugin::health_types::HealthStatus;
+use kiln::plugin::host::{self, LogLevel};
 
 struct Health;
 
@@ -17,7 +19,9 @@ impl Guest for Health {
         }
     }
 
-    fn check(_target: Target, _params: Vec<KeyValue>) -> HealthReport {
+    fn check(target: Target, _params: Vec<KeyValue>) -> HealthReport {
+        host::log(LogLevel::Info, &format!("looked at {}", target.instance));
+        eprintln!("port {}", target.port);
         HealthReport { status: HealthStatus::Healthy, detail: "ok".into(), metrics: vec![] }
     }
 }
