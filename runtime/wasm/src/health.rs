@@ -7,9 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use kiln_engine::Stream;
-
-use crate::output::Pipe;
+use crate::output::Captured;
 
 use crate::error::WasmError;
 use crate::runtime::{Plugin, Pre, Runtime, World};
@@ -58,15 +56,14 @@ impl Plugin {
             });
         };
         let network = target_grant(&self.reference, target).await?;
-        let (sender, mut written) = tokio::sync::mpsc::unbounded_channel();
-        let stdout = Pipe::new(Stream::Stdout, sender.clone(), CHECK_OUTPUT_LIMIT);
-        let stderr = Pipe::new(Stream::Stderr, sender, CHECK_OUTPUT_LIMIT);
+        let mut output = Captured::new(CHECK_OUTPUT_LIMIT);
         let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
         network.apply(&mut wasi);
-        wasi.stdout(stdout).stderr(stderr.clone());
+        wasi.stdout(output.stdout.clone())
+            .stderr(output.stderr.clone());
         let state = HostState {
             wasi: wasi.build(),
-            log: Some(stderr),
+            log: Some(output.stderr.clone()),
             ..runtime.bare_state()
         };
         let mut store = runtime.store(state, Some(deadline), None);
@@ -98,14 +95,9 @@ impl Plugin {
             Ok(result) => result.unwrap_or_else(unknown),
             Err(_) => unknown(wasmtime::Error::new(Interrupted)),
         };
-        drop(store);
-        let mut output = Vec::new();
-        while let Ok((_, bytes)) = written.try_recv() {
-            output.extend_from_slice(&bytes);
-        }
         Ok(Checked {
             report,
-            output: String::from_utf8_lossy(&output).into_owned(),
+            output: output.take(),
         })
     }
 }

@@ -85,6 +85,35 @@ impl Pipe {
     }
 }
 
+/// A guest's stdout and stderr kept in memory, for calls that have no
+/// step log of their own (health checks, strategies): `limit` bytes of
+/// each, then the truncation marker.
+pub(crate) struct Captured {
+    pub stdout: Pipe,
+    pub stderr: Pipe,
+    written: tokio::sync::mpsc::UnboundedReceiver<(Stream, Vec<u8>)>,
+}
+
+impl Captured {
+    pub(crate) fn new(limit: usize) -> Self {
+        let (sender, written) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            stdout: Pipe::new(Stream::Stdout, sender.clone(), limit),
+            stderr: Pipe::new(Stream::Stderr, sender, limit),
+            written,
+        }
+    }
+
+    /// Everything written so far, in the order written.
+    pub(crate) fn take(&mut self) -> String {
+        let mut bytes = Vec::new();
+        while let Ok((_, chunk)) = self.written.try_recv() {
+            bytes.extend_from_slice(&chunk);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
 impl IsTerminal for Pipe {
     fn is_terminal(&self) -> bool {
         false

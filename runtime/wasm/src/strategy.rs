@@ -13,6 +13,7 @@ use wasmtime_wasi::{Deterministic, HostMonotonicClock, HostWallClock, WasiCtx, W
 
 use crate::bindings::v0_1::strategy::kiln::plugin::strategy_types;
 use crate::error::WasmError;
+use crate::output::Captured;
 use crate::runtime::{Plugin, Pre, Runtime, World};
 
 pub use crate::bindings::v0_1::health::kiln::plugin::health_types::{
@@ -42,29 +43,58 @@ impl Plugin {
             });
         };
         let deadline = Instant::now() + runtime.limits.metadata_timeout;
+        // Kept only to explain a failure: a strategy has no log of its own.
+        let mut output = Captured::new(STDERR_KEPT);
         let state_data = crate::state::HostState {
-            wasi: unchanging_world(),
+            wasi: unchanging_world(&output),
             ..runtime.bare_state()
         };
         let mut store = runtime.store(state_data, Some(deadline), None);
-        let trap = |e: wasmtime::Error| WasmError::Trap {
-            plugin: self.reference.clone(),
-            doing: "deciding the next step",
-            message: crate::trap::explain(&e, runtime.limits.memory),
-        };
-        let instance = pre.instantiate_async(&mut store).await.map_err(trap)?;
         let state = RolloutState {
             params: self.metadata.with_default_params(&state.params),
             ..state.clone()
         };
-        instance.call_next(&mut store, &state).await.map_err(trap)
+        let decided = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_next(&mut store, &state).await
+        }
+        .await;
+        decided.map_err(|e| {
+            let mut message = crate::trap::explain(&e, runtime.limits.memory);
+            if let Some(said) = last_words(&output.take()) {
+                message.push_str(&format!("; it wrote: {said}"));
+            }
+            WasmError::Trap {
+                plugin: self.reference.clone(),
+                doing: "deciding the next step",
+                message,
+            }
+        })
     }
 }
 
-/// WASI for a strategy: nothing granted, no clock that moves, no entropy.
-fn unchanging_world() -> WasiCtx {
+/// The end of what a failed guest wrote, on one line: a Rust panic's
+/// `panicked at …:` and its message, without the backtrace hint.
+fn last_words(written: &str) -> Option<String> {
+    let lines: Vec<&str> = written
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    let said = lines[lines.len().saturating_sub(3)..].join(" ");
+    (!said.is_empty()).then_some(said)
+}
+
+/// What is kept of a strategy's stdout and stderr, each.
+const STDERR_KEPT: usize = 4 * 1024;
+
+/// WASI for a strategy: nothing granted, no clock that moves, no entropy;
+/// what it writes goes to `output`.
+fn unchanging_world(output: &Captured) -> WasiCtx {
     let mut wasi = WasiCtxBuilder::new();
-    wasi.wall_clock(Stopped)
+    wasi.stdout(output.stdout.clone())
+        .stderr(output.stderr.clone())
+        .wall_clock(Stopped)
         .monotonic_clock(Stopped)
         .secure_random(Deterministic::new(vec![0]))
         .insecure_random(Deterministic::new(vec![0]))

@@ -298,3 +298,36 @@ async fn a_strategy_sees_no_clock_move_no_entropy_and_its_defaults() {
     assert!(seen[0].ends_with(", params label=switch"), "{}", seen[0]);
     assert_eq!(seen[0], seen[1], "the same world on every call");
 }
+
+#[tokio::test]
+async fn a_strategy_that_panics_is_a_trap_that_says_what_it_wrote() {
+    let runtime = Runtime::new(None, Limits::default()).expect("runtime");
+    let bytes = std::fs::read(kiln_test_plugins::ALL_AT_ONCE).expect("built");
+    let plugin = runtime
+        .load("./all-at-once.wasm", &bytes, &kiln_wasm::sha256(&bytes))
+        .await
+        .expect("loads");
+    let state = RolloutState {
+        service: "web".into(),
+        stable: None,
+        candidate: "v1".into(),
+        replicas: 1,
+        versions: Vec::new(),
+        candidate_weight: 0,
+        health: Vec::new(),
+        traffic: Vec::new(),
+        approvals: Vec::new(),
+        elapsed_ms: 0,
+        params: Vec::new(),
+        memo: "probe-panic".into(),
+    };
+    let err = plugin.next(&runtime, &state).await.expect_err("a trap");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "plugin `./all-at-once.wasm` failed while deciding the next step: the plugin panicked"
+        ) && text.contains("; it wrote: ")
+            && text.contains("asked to panic by the memo"),
+        "{text}"
+    );
+}
