@@ -2,12 +2,14 @@
 //! keep-alive and chunked bodies on both sides are its job, not ours).
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
+use hyper::HeaderMap;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::http::uri::PathAndQuery;
@@ -104,11 +106,14 @@ pub async fn serve(listener: TcpListener, router: Arc<Router>, shutdown: Cancell
             a = listener.accept() => a,
             _ = shutdown.cancelled() => return,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let Ok((stream, client)) = accepted else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let upstreams = Arc::new(Upstreams::new(router.clone()));
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(upstreams.clone(), req));
+            let service =
+                hyper::service::service_fn(move |req| handle(upstreams.clone(), client.ip(), req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
@@ -176,8 +181,42 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// Removes the hop-by-hop headers, and those `Connection` names as such.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        headers.remove(name);
+    }
+}
+
+/// Appends the client's address to `X-Forwarded-For`, as reverse proxies
+/// do, so the service can tell its clients apart behind the proxy.
+fn forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
+    let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {client}"),
+        None => client.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
 async fn handle(
     upstreams: Arc<Upstreams>,
+    client: IpAddr,
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let live = upstreams.table();
@@ -200,17 +239,17 @@ async fn handle(
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *req.uri_mut() = Uri::from(origin);
     }
-    for h in HOP_BY_HOP {
-        req.headers_mut().remove(*h);
-    }
+    strip_hop_by_hop(req.headers_mut());
+    forwarded_for(req.headers_mut(), client);
     let started = Instant::now();
     let result = upstreams.send(&backend, req).await;
     let latency = started.elapsed();
     let mut response = match result {
-        Ok(resp) => {
+        Ok(mut resp) => {
             backend
                 .stats
                 .record(latency, resp.status().is_server_error());
+            strip_hop_by_hop(resp.headers_mut());
             resp.map(|inner| {
                 Either::Left(Tracked {
                     inner,

@@ -379,3 +379,70 @@ async fn an_instance_closing_an_idle_connection_costs_no_request() {
     );
     assert_eq!(router.stats()[0].errors, 0);
 }
+
+/// Answers with the request's head as its body, and a `Connection`
+/// header naming one of its own headers.
+async fn echo_head_backend() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let mut head = String::new();
+                        for (name, value) in req.headers() {
+                            head.push_str(&format!("{name}: {}\n", value.to_str().unwrap()));
+                        }
+                        let mut r = Response::new(Full::new(Bytes::from(head)));
+                        r.headers_mut()
+                            .insert("connection", "x-backend-only".parse().unwrap());
+                        r.headers_mut()
+                            .insert("x-backend-only", "1".parse().unwrap());
+                        r.headers_mut().insert("x-kept", "1".parse().unwrap());
+                        Ok::<_, Infallible>(r)
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_stop_at_the_proxy_and_the_client_is_forwarded() {
+    let (addr, _, _stop) = proxy(table(&[("v1", echo_head_backend().await)], 0, None)).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, x-client-only\r\n\
+          X-Client-Only: 1\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 10.0.0.7\r\n\
+          X-Kept: 1\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0; 4096];
+    while !String::from_utf8_lossy(&got).contains("x-kept: 1\n") {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the proxy kept the connection open");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    // What the instance received.
+    assert!(body.contains("x-kept: 1\n"), "{body}");
+    assert!(
+        body.contains("x-forwarded-for: 10.0.0.7, 127.0.0.1\n"),
+        "{body}"
+    );
+    for gone in ["connection:", "keep-alive:", "x-client-only:"] {
+        assert!(!body.contains(gone), "{gone} reached the instance: {body}");
+    }
+    // What the client received.
+    assert!(head.contains("x-kept: 1"), "{head}");
+    assert!(!head.contains("x-backend-only"), "{head}");
+    assert!(!head.contains("connection: x-backend-only"), "{head}");
+}
