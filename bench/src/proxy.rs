@@ -123,7 +123,8 @@ pub fn backend_process(work_kib: usize) -> Result<(), BenchError> {
     })
 }
 
-/// Two workers, as `kiln deploy proxy` has.
+/// The bench's own runtime (load for the decision latency, the backend
+/// process, the control client).
 fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

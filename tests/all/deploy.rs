@@ -230,8 +230,8 @@ fn resume_goes_on_without_a_recorded_health_check_that_changed() {
     .unwrap();
     kiln.run_with(["deploy", "resume"])
         .code(1)
-        .stdout_has("warning: cannot load the recorded health check: `./always-healthy.wasm` is no longer the component the rollout used (sha256:")
-        .stdout_has("resuming with readiness checks only")
+        .stderr_has("warning: cannot load the recorded health check: `./always-healthy.wasm` is no longer the component the rollout used (sha256:")
+        .stderr_has("going on with readiness checks only")
         .stdout_has("rolled back `web` to version `v1`");
     assert!(sample(port, 10).iter().all(|(c, b)| *c == 200 && b == "v1"));
     assert_eq!((running(&kiln, "v1"), running(&kiln, "v2")), (1, 0));
@@ -336,7 +336,7 @@ fn a_health_check_needing_more_than_its_target_is_refused_at_its_reference() {
         .stderr_has(
             "plugin `./needy-health.wasm` needs read access to the workspace, but `deploy.health` is granted only the address of the instance it checks",
         )
-        .stderr_has("use a component that declares no capabilities");
+        .stderr_has("use a check that needs no more than the network to its target");
     kiln.run_with(["run"])
         .code(2)
         .stderr_has("needs read access to the workspace");

@@ -411,7 +411,12 @@ fn check(plugin: &Plugin, step: &UsesStep<'_>, out: &mut Vec<Diagnostic>) {
                 ),
             )
             .with_label("cannot be granted here")
-            .with_help("use a component that declares no capabilities"),
+            .with_help(match step.role {
+                Role::HealthCheck => {
+                    "use a check that needs no more than the network to its target"
+                }
+                _ => "use a component that declares no capabilities",
+            }),
         );
     }
     let declared = &plugin.metadata.inputs;

@@ -6,7 +6,7 @@
 //! caller's: these take a loaded [`Plugin`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kiln_wasm::health as h;
 use kiln_wasm::strategy as w;
@@ -55,10 +55,6 @@ impl WasmHealth {
     }
 }
 
-/// The host's own bound on one check, past the controller's timeout (which
-/// normally ends a slow check first): a guest is never left running.
-const CHECK_BACKSTOP: Duration = Duration::from_secs(60);
-
 impl HealthCheck for WasmHealth {
     fn metadata(&self) -> c::Metadata {
         metadata(&self.plugin)
@@ -68,6 +64,7 @@ impl HealthCheck for WasmHealth {
         &'a self,
         target: &'a c::Target,
         params: &'a [c::KeyValue],
+        deadline: Instant,
     ) -> BoxFuture<'a, c::HealthReport> {
         Box::pin(async move {
             let target = h::Target {
@@ -83,7 +80,6 @@ impl HealthCheck for WasmHealth {
                     value: kv.value.clone(),
                 })
                 .collect();
-            let deadline = Instant::now() + CHECK_BACKSTOP;
             match self
                 .plugin
                 .check(&self.runtime, &target, &params, deadline)

@@ -627,7 +627,11 @@ impl<'c, 'a> Rollout<'c, 'a> {
             version: inst.version.clone(),
             instance: inst.name.clone(),
         };
-        match tokio::time::timeout(timeout, check.check(&target, params)).await {
+        // The check itself stops at the deadline and says what it wrote;
+        // the grace only bounds a check that fails to.
+        let deadline = std::time::Instant::now() + timeout;
+        let grace = Duration::from_secs(1);
+        match tokio::time::timeout(timeout + grace, check.check(&target, params, deadline)).await {
             Ok(report) => report,
             Err(_) => HealthReport {
                 status: HealthStatus::Unknown,

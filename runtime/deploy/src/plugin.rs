@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Instant;
 
 use crate::contract::{HealthReport, KeyValue, Metadata, NextStep, RolloutState, Target};
 
@@ -27,11 +28,12 @@ pub trait HealthCheck: Send + Sync {
     /// What the check is and needs (`metadata()`).
     fn metadata(&self) -> Metadata;
 
-    /// `check(target, params)`. Never fails: a check that cannot decide
-    /// reports `unknown`.
+    /// `check(target, params)`, answering by `deadline`. Never fails: a
+    /// check that cannot decide, or not in time, reports `unknown`.
     fn check<'a>(
         &'a self,
         target: &'a Target,
         params: &'a [KeyValue],
+        deadline: Instant,
     ) -> BoxFuture<'a, HealthReport>;
 }

@@ -414,3 +414,66 @@ async fn elapsed_ms_includes_carrying_out_the_previous_decision() {
     assert!(timed.1[0] < 300, "{:?}", timed.1);
     assert!(timed.1[1] >= 300, "{:?}", timed.1);
 }
+
+/// Healthy, keeping the time each check had left.
+struct Patient(Mutex<Vec<Duration>>);
+
+impl crate::HealthCheck for Patient {
+    fn metadata(&self) -> Metadata {
+        Scripted(Vec::new()).metadata()
+    }
+
+    fn check<'a>(
+        &'a self,
+        _: &'a crate::contract::Target,
+        _: &'a [crate::contract::KeyValue],
+        deadline: std::time::Instant,
+    ) -> BoxFuture<'a, crate::contract::HealthReport> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(deadline.saturating_duration_since(std::time::Instant::now()));
+        Box::pin(async {
+            crate::contract::HealthReport {
+                status: crate::contract::HealthStatus::Healthy,
+                detail: "ok".into(),
+                metrics: Vec::new(),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_check_is_given_the_controllers_timeout_as_its_deadline() {
+    // So a check that hangs is stopped by its host, which then reports
+    // what it wrote, rather than dropped mid-call.
+    let w = World::with_v1(1).await;
+    let patient = Arc::new(Patient(Mutex::new(Vec::new())));
+    let c = Controller {
+        journal: &w.journal,
+        platform: w.stub.clone(),
+        traffic: Arc::new(w.router.clone()),
+        health: Some(patient.clone()),
+        log: Arc::new(|_| {}),
+        stop: CancellationToken::new(),
+        tuning: Tuning {
+            drain: Duration::from_millis(50),
+            health_timeout: Duration::from_secs(3),
+            ..Tuning::default()
+        },
+    };
+    let mut strategy = Scripted(vec![
+        scale("v2", 1),
+        Decision::CheckHealth,
+        Decision::Rollback("seen".into()),
+    ]);
+    c.rollout(spec("v2", 1), settings(), &mut strategy)
+        .await
+        .unwrap();
+    let left = patient.0.lock().unwrap().clone();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0] > Duration::from_millis(2500) && left[0] <= Duration::from_secs(3),
+        "{left:?}"
+    );
+}

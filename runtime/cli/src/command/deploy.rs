@@ -336,13 +336,7 @@ async fn resume_all(
         )
         .await?;
         let mut c = offline_controller(journal, platform.clone(), Arc::new(traffic));
-        // Recovery must not wait on a component that is gone: a rollback
-        // restores a version that was serving, and readiness still gates
-        // every instance it starts.
-        c.health = recorded_health(&record.settings, &record.spec.workdir).unwrap_or_else(|e| {
-            println!("warning: {e}; resuming with readiness checks only");
-            None
-        });
+        c.health = recorded_health_or_readiness(&record.settings, &record.spec.workdir);
         match resume::resume(&c, &record).await? {
             Outcome::Promoted => {}
             Outcome::RolledBack(_) => code = EXIT_FAILED,
@@ -366,12 +360,26 @@ async fn rollback(
     if let Some(stable) = &record.stable
         && let Ok(source) = resume::rollback_source(journal, service, stable)
     {
-        c.health = recorded_health(&source.settings, &source.spec.workdir)?;
+        c.health = recorded_health_or_readiness(&source.settings, &source.spec.workdir);
     }
     match resume::rollback_service(&c, service, 0).await? {
         Outcome::Promoted => Ok(0),
         Outcome::RolledBack(_) => Ok(EXIT_FAILED),
     }
+}
+
+/// [`recorded_health`], or none with a warning: recovering (resume, a
+/// rollback by hand) must not wait on a component that changed or is gone.
+/// It restores a version that was serving, and readiness still gates every
+/// instance it starts.
+fn recorded_health_or_readiness(
+    settings: &RolloutSettings,
+    workspace: &Path,
+) -> Option<Arc<dyn HealthCheck>> {
+    recorded_health(settings, workspace).unwrap_or_else(|e| {
+        eprintln!("warning: {e}; going on with readiness checks only");
+        None
+    })
 }
 
 /// The health check a rollout recorded, loaded again (a local path is

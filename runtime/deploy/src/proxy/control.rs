@@ -45,38 +45,69 @@ struct Reply {
 
 /// Runs a proxy process: serves `listen` on `workers` threads and the
 /// control socket on the current runtime until SIGTERM. The listener is
-/// bound before the socket, so a client that can talk to the socket knows
-/// the listener is up.
+/// bound, and the workers started, before the socket, so a client that can
+/// talk to the socket knows the listener is served.
 pub async fn run_daemon(listen: std::net::SocketAddr, socket: &Path, workers: usize) -> Result<()> {
+    raise_open_file_limit();
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| DeployError::io("listen on", listen.to_string(), e))?;
-    let _ = std::fs::remove_file(socket);
-    let control = UnixListener::bind(socket).map_err(|e| DeployError::io("bind", socket, e))?;
     let router = Arc::new(Router::new());
     let shutdown = CancellationToken::new();
-    let traffic = {
+    let (done_tx, mut done) = tokio::sync::oneshot::channel();
+    {
         let (router, shutdown) = (router.clone(), shutdown.clone());
         std::thread::Builder::new()
             .name("kiln-proxy".into())
-            .spawn(move || super::serve_on_threads(listener, router, shutdown, workers))
-            .map_err(|e| DeployError::io("start the workers of", listen.to_string(), e))?
-    };
+            .spawn(move || {
+                let served = super::serve_on_threads(listener, router, shutdown, workers);
+                let _ = done_tx.send(served);
+            })
+            .map_err(|e| DeployError::io("start the workers of", listen.to_string(), e))?;
+    }
+    let _ = std::fs::remove_file(socket);
+    let control = UnixListener::bind(socket).map_err(|e| DeployError::io("bind", socket, e))?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| DeployError::io("watch signals for", socket, e))?;
-    loop {
+    // The traffic side ending on its own is a failure: the process ends
+    // with it, so nobody keeps talking to a proxy that no longer serves.
+    let early = loop {
         tokio::select! {
             accepted = control.accept() => {
                 if let Ok((stream, _)) = accepted {
                     tokio::spawn(serve_control(stream, router.clone()));
                 }
             }
-            _ = term.recv() => break,
+            served = &mut done => break Some(served),
+            _ = term.recv() => break None,
         }
-    }
+    };
     shutdown.cancel();
     let _ = std::fs::remove_file(socket);
-    let served = traffic.join().unwrap_or(Ok(()));
+    let served = match early {
+        Some(served) => served,
+        None => done.await,
+    };
+    let served = served.unwrap_or_else(|_| Err(std::io::Error::other("the workers vanished")));
     served.map_err(|e| DeployError::io("serve", listen.to_string(), e))
+}
+
+/// Lifts the soft limit on open files to the hard one: every client
+/// connection and every connection to an instance is a descriptor, and
+/// the common default of 1,024 is a few hundred clients.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
+        && current < maximum
+    {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(maximum),
+                maximum: Some(maximum),
+            },
+        );
+    }
 }
 
 async fn serve_control(stream: UnixStream, router: Arc<Router>) {

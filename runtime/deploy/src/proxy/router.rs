@@ -75,6 +75,8 @@ pub struct Router {
     live: RwLock<Arc<Live>>,
     /// Bumped after every swap of `live`.
     generation: AtomicU64,
+    /// Woken after every swap (the pools' sweepers wait on it).
+    changed: tokio::sync::Notify,
     stats: Mutex<HashMap<String, Arc<VersionStats>>>,
     in_flight: Mutex<HashMap<String, Arc<AtomicUsize>>>,
     counter: AtomicU64,
@@ -96,6 +98,7 @@ impl Router {
                 candidate: Vec::new(),
             })),
             generation: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
             stats: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
@@ -142,6 +145,7 @@ impl Router {
             candidate,
         });
         self.generation.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
     }
 
     /// The table now in force.
@@ -157,6 +161,11 @@ impl Router {
     /// [`Router::live`], so the table is at least as new as the number.
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Resolves at the next [`Router::set_table`] after it was called.
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// Traffic per version since the last [`Router::reset`].
@@ -210,6 +219,33 @@ impl Router {
             None => (n as usize) % pool.len(),
         };
         Some(pool[index].clone())
+    }
+}
+
+/// A client connection's copy of the table, taken from the router again
+/// only when its generation has moved.
+pub(crate) struct TableView {
+    generation: u64,
+    live: Arc<Live>,
+}
+
+impl TableView {
+    pub fn new(router: &Router) -> Self {
+        let generation = router.generation();
+        Self {
+            generation,
+            live: router.live(),
+        }
+    }
+
+    /// The newest table and its generation.
+    pub fn current(&mut self, router: &Router) -> (u64, Arc<Live>) {
+        let now = router.generation();
+        if now != self.generation {
+            self.live = router.live();
+            self.generation = now;
+        }
+        (self.generation, self.live.clone())
     }
 }
 

@@ -291,18 +291,44 @@ async fn an_open_client_connection_follows_a_new_table_at_once() {
     assert_eq!(get_on(&mut conn).await, "v1:");
 }
 
-/// A keep-alive backend answering `ok` that counts the connections it
-/// accepted. With `close_idle`, it closes a connection 50 ms after its
-/// first answer, as a server with a short idle timeout does.
-async fn counting_backend(close_idle: bool) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+/// How [`counting_backend`] treats each connection.
+#[derive(Clone, Copy, PartialEq)]
+enum Behaviour {
+    /// Answers `ok` to every request, keeping the connection.
+    KeepAlive,
+    /// Answers once, then closes 50 ms later (a short idle timeout).
+    CloseIdle,
+    /// Reads a request and closes without answering (it crashed).
+    Vanish,
+}
+
+/// What a [`counting_backend`] saw.
+#[derive(Default)]
+struct Counts {
+    accepted: std::sync::atomic::AtomicUsize,
+    open: std::sync::atomic::AtomicUsize,
+    requests: std::sync::atomic::AtomicUsize,
+}
+
+impl Counts {
+    fn get(&self, n: &std::sync::atomic::AtomicUsize) -> usize {
+        n.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A backend that counts connections and requests.
+async fn counting_backend(behaviour: Behaviour) -> (SocketAddr, Arc<Counts>) {
+    use std::sync::atomic::Ordering::SeqCst;
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = accepted.clone();
+    let counts = Arc::new(Counts::default());
+    let seen = counts.clone();
     tokio::spawn(async move {
         loop {
             let (mut s, _) = l.accept().await.unwrap();
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            seen.accepted.fetch_add(1, SeqCst);
+            seen.open.fetch_add(1, SeqCst);
+            let seen = seen.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0; 4096];
                 loop {
@@ -310,22 +336,29 @@ async fn counting_backend(close_idle: bool) -> (SocketAddr, Arc<std::sync::atomi
                     while !got.ends_with(b"\r\n\r\n") {
                         let n = s.read(&mut buf).await.unwrap_or(0);
                         if n == 0 {
+                            seen.open.fetch_sub(1, SeqCst);
                             return;
                         }
                         got.extend_from_slice(&buf[..n]);
                     }
+                    seen.requests.fetch_add(1, SeqCst);
+                    if behaviour == Behaviour::Vanish {
+                        seen.open.fetch_sub(1, SeqCst);
+                        return;
+                    }
                     s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                         .await
                         .unwrap();
-                    if close_idle {
+                    if behaviour == Behaviour::CloseIdle {
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        seen.open.fetch_sub(1, SeqCst);
                         return;
                     }
                 }
             });
         }
     });
-    (addr, accepted)
+    (addr, counts)
 }
 
 /// `requests` GETs on one client connection, `pause` apart: the status
@@ -357,23 +390,31 @@ async fn gets(addr: SocketAddr, requests: usize, pause: std::time::Duration) -> 
 }
 
 #[tokio::test]
-async fn a_client_connection_keeps_its_connection_to_an_instance() {
-    let (v1, accepted) = counting_backend(false).await;
+async fn connections_to_an_instance_are_pooled_across_requests_and_clients() {
+    let (v1, counts) = counting_backend(Behaviour::KeepAlive).await;
     let (addr, _, _stop) = proxy(table(&[("v1", v1)], 0, None)).await;
     let answers = gets(addr, 5, std::time::Duration::ZERO).await;
     assert_eq!(answers, ["HTTP/1.1 200 OK"; 5]);
-    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(counts.get(&counts.accepted), 1);
+    // Clients that connect anew for each request share pooled connections.
+    for _ in 0..5 {
+        assert_eq!(
+            gets(addr, 1, std::time::Duration::ZERO).await,
+            ["HTTP/1.1 200 OK"]
+        );
+    }
+    assert_eq!(counts.get(&counts.accepted), 1);
 }
 
 #[tokio::test]
 async fn an_instance_closing_an_idle_connection_costs_no_request() {
-    let (v1, accepted) = counting_backend(true).await;
+    let (v1, counts) = counting_backend(Behaviour::CloseIdle).await;
     let (addr, router, _stop) = proxy(table(&[("v1", v1)], 0, None)).await;
     // Each pause outlasts the backend's idle close.
     let answers = gets(addr, 3, std::time::Duration::from_millis(150)).await;
     assert_eq!(answers, ["HTTP/1.1 200 OK"; 3]);
     assert_eq!(
-        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        counts.get(&counts.accepted),
         3,
         "a new connection for each request after the old one closed"
     );
@@ -445,4 +486,73 @@ async fn hop_by_hop_headers_stop_at_the_proxy_and_the_client_is_forwarded() {
     assert!(head.contains("x-kept: 1"), "{head}");
     assert!(!head.contains("x-backend-only"), "{head}");
     assert!(!head.contains("connection: x-backend-only"), "{head}");
+}
+
+#[tokio::test]
+async fn a_request_that_reached_the_instance_is_never_sent_again() {
+    let (v1, counts) = counting_backend(Behaviour::Vanish).await;
+    let (addr, router, _stop) = proxy(table(&[("v1", v1)], 0, None)).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"POST /pay HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = vec![0; 1024];
+    let n = conn.read(&mut got).await.unwrap();
+    let answer = String::from_utf8_lossy(&got[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 502 Bad Gateway"), "{answer}");
+    assert_eq!(counts.get(&counts.requests), 1, "sent once, not retried");
+    assert_eq!(router.stats()[0].errors, 1);
+}
+
+#[tokio::test]
+async fn connections_to_an_instance_that_left_the_table_close_at_once() {
+    let (v1, counts) = counting_backend(Behaviour::KeepAlive).await;
+    let v2 = backend("v2").await;
+    let mut t = table(&[("v1", v1), ("v2", v2)], 0, None);
+    let (addr, router, _stop) = proxy(t.clone()).await;
+    // An idle client keeps its connection to the proxy throughout.
+    let _idle_client = {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0; 1024];
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).ends_with("ok"));
+        c
+    };
+    assert_eq!(counts.get(&counts.open), 1, "pooled, open");
+    t.backends.retain(|b| b.version == "v2");
+    router.set_table(t);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    while counts.get(&counts.open) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pooled connection to the removed instance is still open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn connect_and_upgrades_are_refused_plainly() {
+    let (addr, _, _stop) = proxy(table(&[("v1", backend("v1").await)], 0, None)).await;
+    for request in [
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    ] {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut got = vec![0; 1024];
+        let n = conn.read(&mut got).await.unwrap();
+        let answer = String::from_utf8_lossy(&got[..n]).into_owned();
+        assert!(
+            answer.starts_with("HTTP/1.1 501 Not Implemented"),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("upgrades (WebSocket) are not supported"),
+            "{answer}"
+        );
+    }
 }

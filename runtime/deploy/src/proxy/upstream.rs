@@ -1,100 +1,89 @@
-//! Connections to the instances, owned by one client connection.
+//! Connections to the instances: one pool per serving runtime.
 //!
-//! HTTP/1.1 carries one request at a time on a connection, on both sides of
-//! the proxy. So each client connection keeps one connection of its own per
-//! instance it talks to: a request needs no shared pool (no lock held by
-//! other connections, no checkout), and a client sending one request after
-//! another finds its connection free. The routing table is cached here too
-//! and reloaded only when its generation changes.
+//! `kiln deploy proxy` runs one single-threaded runtime per core, each with
+//! its own pool, so a request takes and returns a connection without a
+//! lock any other thread holds and without waking another thread. A
+//! connection goes back to the pool only once its response body has gone
+//! out in full (HTTP/1.1 carries one exchange at a time), so a pooled
+//! connection is always free. A sweeper closes connections to instances
+//! that left the table as soon as the table changes, and connections idle
+//! for [`IDLE_TIMEOUT`].
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
-use super::router::{Live, LiveBackend, Router};
+use super::router::{LiveBackend, Router};
+
+/// A pooled connection unused this long is closed.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per instance and pool; more are closed.
+const MAX_IDLE_PER_INSTANCE: usize = 64;
+/// How long connecting to an instance may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a request did not get an answer from its instance.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UpstreamError {
     #[error("cannot connect: {0}")]
     Connect(std::io::Error),
+    #[error("no connection within {} s", CONNECT_TIMEOUT.as_secs())]
+    ConnectTimeout,
     #[error(transparent)]
     Http(hyper::Error),
 }
 
-/// One client connection's view of the proxy: its table and its
-/// connections to instances.
-pub(crate) struct Upstreams {
-    router: Arc<Router>,
-    state: Mutex<State>,
+struct Idle {
+    sender: SendRequest<Incoming>,
+    since: Instant,
 }
 
-struct State {
-    generation: u64,
-    live: Arc<Live>,
-    idle: Vec<(Arc<LiveBackend>, SendRequest<Incoming>)>,
+/// Idle connections, per instance in the table.
+pub(crate) struct Pool {
+    idle: Mutex<Vec<(Arc<LiveBackend>, Vec<Idle>)>>,
 }
 
-impl Upstreams {
-    pub fn new(router: Arc<Router>) -> Self {
-        let generation = router.generation();
-        let live = router.live();
-        Self {
-            router,
-            state: Mutex::new(State {
-                generation,
-                live,
-                idle: Vec::new(),
-            }),
-        }
+/// A connection lent to one exchange; [`Lease::release`] returns it once
+/// the response body is complete. Dropped otherwise, it closes.
+pub(crate) struct Lease {
+    pool: Arc<Pool>,
+    backend: Arc<LiveBackend>,
+    sender: SendRequest<Incoming>,
+}
+
+impl Lease {
+    /// The exchange is over: the connection may carry the next one.
+    pub fn release(self) {
+        self.pool.put(&self.backend, self.sender);
+    }
+}
+
+impl Pool {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            idle: Mutex::new(Vec::new()),
+        })
     }
 
-    pub fn router(&self) -> &Router {
-        &self.router
-    }
-
-    /// The table to route the next request by: the newest one.
-    pub fn table(&self) -> Arc<Live> {
-        let now = self.router.generation();
-        let mut state = self.state.lock().expect("not poisoned");
-        if state.generation != now {
-            let live = self.router.live();
-            // Connections to instances that left the table close now.
-            state.idle.retain(|(b, _)| live.routes_to(b));
-            state.live = live;
-            state.generation = now;
-        }
-        state.live.clone()
-    }
-
-    /// Sends `req` to `backend` on this connection's connection to it, or
-    /// on a new one when there is none or the instance closed it.
+    /// Sends `req` to `backend` on a pooled connection, or on a new one
+    /// when none is free or the instance had closed the pooled one.
     pub async fn send(
-        &self,
+        self: &Arc<Self>,
         backend: &Arc<LiveBackend>,
         mut req: Request<Incoming>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        let idle = {
-            let mut state = self.state.lock().expect("not poisoned");
-            let at = state.idle.iter().position(|(b, _)| Arc::ptr_eq(b, backend));
-            at.map(|i| state.idle.swap_remove(i).1)
-        };
-        if let Some(mut sender) = idle
-            && sender.ready().await.is_ok()
-        {
+    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+        while let Some(mut sender) = self.take(backend) {
             match sender.try_send_request(req).await {
-                Ok(response) => {
-                    self.keep(backend, sender);
-                    return Ok(response);
-                }
+                Ok(response) => return Ok((response, self.lease(backend, sender))),
                 Err(mut e) => match e.take_message() {
-                    // The instance closed the idle connection before the
-                    // request went out: nothing reached it, so a new
-                    // connection may carry it.
+                    // The connection closed before the request went out:
+                    // nothing reached the instance, so another may carry it.
                     Some(unsent) => req = unsent,
                     None => return Err(UpstreamError::Http(e.into_error())),
                 },
@@ -105,25 +94,80 @@ impl Upstreams {
             .send_request(req)
             .await
             .map_err(UpstreamError::Http)?;
-        self.keep(backend, sender);
-        Ok(response)
+        Ok((response, self.lease(backend, sender)))
     }
 
-    /// Keeps `sender` for the next request to `backend`. It is free again
-    /// once the response body has gone out, which on HTTP/1.1 is before the
-    /// client can send its next request.
-    fn keep(&self, backend: &Arc<LiveBackend>, sender: SendRequest<Incoming>) {
-        self.state
-            .lock()
-            .expect("not poisoned")
-            .idle
-            .push((backend.clone(), sender));
+    fn lease(self: &Arc<Self>, backend: &Arc<LiveBackend>, sender: SendRequest<Incoming>) -> Lease {
+        Lease {
+            pool: self.clone(),
+            backend: backend.clone(),
+            sender,
+        }
+    }
+
+    /// The most recently used free connection to `backend`.
+    fn take(&self, backend: &Arc<LiveBackend>) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().expect("not poisoned");
+        let (_, conns) = idle.iter_mut().find(|(b, _)| Arc::ptr_eq(b, backend))?;
+        while let Some(conn) = conns.pop() {
+            if conn.sender.is_ready() && conn.since.elapsed() < IDLE_TIMEOUT {
+                return Some(conn.sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, backend: &Arc<LiveBackend>, sender: SendRequest<Incoming>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().expect("not poisoned");
+        let at = match idle.iter().position(|(b, _)| Arc::ptr_eq(b, backend)) {
+            Some(at) => at,
+            None => {
+                idle.push((backend.clone(), Vec::new()));
+                idle.len() - 1
+            }
+        };
+        let conns = &mut idle[at].1;
+        if conns.len() == MAX_IDLE_PER_INSTANCE {
+            conns.remove(0);
+        }
+        conns.push(Idle {
+            sender,
+            since: Instant::now(),
+        });
+    }
+
+    /// Closes connections to instances no longer in `router`'s table, and
+    /// those idle too long or closed by their instance.
+    fn prune(&self, router: &Router) {
+        let live = router.live();
+        let mut idle = self.idle.lock().expect("not poisoned");
+        idle.retain(|(b, _)| live.routes_to(b));
+        for (_, conns) in idle.iter_mut() {
+            conns.retain(|c| !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT);
+        }
+    }
+
+    /// Prunes at every table change and every second until `shutdown`.
+    pub async fn sweep(self: Arc<Self>, router: Arc<Router>, shutdown: CancellationToken) {
+        loop {
+            let changed = router.changed();
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            self.prune(&router);
+        }
     }
 }
 
 async fn connect(backend: &LiveBackend) -> Result<SendRequest<Incoming>, UpstreamError> {
-    let stream = TcpStream::connect(backend.backend.addr)
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(backend.backend.addr))
         .await
+        .map_err(|_| UpstreamError::ConnectTimeout)?
         .map_err(UpstreamError::Connect)?;
     let _ = stream.set_nodelay(true);
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
