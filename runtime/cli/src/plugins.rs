@@ -420,21 +420,19 @@ fn check(plugin: &Plugin, step: &UsesStep<'_>, out: &mut Vec<Diagnostic>) {
         );
     }
     let declared = &plugin.metadata.inputs;
-    for input in declared {
-        if input.required && input.default.is_none() && !step.with.contains(&input.name.as_str()) {
-            let span = step.spans.with_key.unwrap_or(step.spans.reference);
-            out.push(
-                Diagnostic::error(
-                    "missing-input",
-                    span,
-                    format!(
-                        "plugin `{name}` needs input `{}` ({})",
-                        input.name, input.description
-                    ),
-                )
-                .with_help(format!("add `{}: …` under `with:`", input.name)),
-            );
-        }
+    for input in plugin.metadata.missing_inputs(|k| step.with.contains(&k)) {
+        let span = step.spans.with_key.unwrap_or(step.spans.reference);
+        out.push(
+            Diagnostic::error(
+                "missing-input",
+                span,
+                format!(
+                    "plugin `{name}` needs input `{}` ({})",
+                    input.name, input.description
+                ),
+            )
+            .with_help(format!("add `{}: …` under `with:`", input.name)),
+        );
     }
     for (key, span) in &step.spans.with {
         if declared.iter().any(|i| i.name == *key) {

@@ -292,7 +292,8 @@ fn from_permissions(message: String) -> ActionExit {
 /// `with:` inputs with the metadata's defaults filled in; a missing
 /// required one is an error (validate reports it earlier, with a span).
 fn inputs(plugin: &Plugin, given: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
-    if let Some(spec) = plugin.metadata.missing_input(given) {
+    let is_given = |name: &str| given.iter().any(|(k, _)| k == name);
+    if let Some(spec) = plugin.metadata.missing_inputs(is_given).next() {
         return Err(format!(
             "plugin `{}` needs input `{}`: add it under `with:`",
             plugin.reference, spec.name

@@ -122,11 +122,14 @@ impl Metadata {
         all
     }
 
-    /// The first required input without a default that `given` leaves out.
-    pub fn missing_input(&self, given: &[(String, String)]) -> Option<&InputSpec> {
-        self.inputs.iter().find(|spec| {
-            spec.required && spec.default.is_none() && !given.iter().any(|(k, _)| *k == spec.name)
-        })
+    /// Required inputs without a default for which `is_given` is false.
+    pub fn missing_inputs<'a>(
+        &'a self,
+        is_given: impl Fn(&str) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a InputSpec> + 'a {
+        self.inputs
+            .iter()
+            .filter(move |spec| spec.required && spec.default.is_none() && !is_given(&spec.name))
     }
 
     /// [`Metadata::with_defaults`] for the parameters a strategy or health
