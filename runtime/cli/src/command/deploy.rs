@@ -336,7 +336,7 @@ async fn resume_all(
         )
         .await?;
         let mut c = offline_controller(journal, platform.clone(), Arc::new(traffic));
-        c.health = recorded_health_or_readiness(&record.settings, &record.spec.workdir);
+        c.health = recorded_health(&record.settings, &record.spec.workdir);
         match resume::resume(&c, &record).await? {
             Outcome::Promoted => {}
             Outcome::RolledBack(_) => code = EXIT_FAILED,
@@ -360,7 +360,7 @@ async fn rollback(
     if let Some(stable) = &record.stable
         && let Ok(source) = resume::rollback_source(journal, service, stable)
     {
-        c.health = recorded_health_or_readiness(&source.settings, &source.spec.workdir);
+        c.health = recorded_health(&source.settings, &source.spec.workdir);
     }
     match resume::rollback_service(&c, service, 0).await? {
         Outcome::Promoted => Ok(0),
@@ -368,34 +368,25 @@ async fn rollback(
     }
 }
 
-/// [`recorded_health`], or none with a warning: recovering (resume, a
-/// rollback by hand) must not wait on a component that changed or is gone.
-/// It restores a version that was serving, and readiness still gates every
-/// instance it starts.
-fn recorded_health_or_readiness(
-    settings: &RolloutSettings,
-    workspace: &Path,
-) -> Option<Arc<dyn HealthCheck>> {
-    recorded_health(settings, workspace).unwrap_or_else(|e| {
-        eprintln!("warning: {e}; going on with readiness checks only");
-        None
-    })
-}
-
 /// The health check a rollout recorded, loaded again (a local path is
 /// relative to the workspace it was deployed from), and only if its bytes
-/// are the ones the rollout used.
-fn recorded_health(
-    settings: &RolloutSettings,
-    workspace: &Path,
-) -> Result<Option<Arc<dyn HealthCheck>>, CliError> {
-    let Some(uses) = settings.health.as_deref() else {
-        return Ok(None);
-    };
-    DeployComponents::standalone(uses, workspace, settings.health_digest.as_deref())
-        .and_then(|loaded| loaded.health(uses, print_log()))
-        .map(Some)
-        .map_err(|e| CliError::Usage(format!("cannot load the recorded health check: {e}")))
+/// are the ones the rollout used. Otherwise none, with a warning:
+/// recovering (resume, a rollback by hand) must not wait on a component
+/// that changed or is gone. It restores a version that was serving, and
+/// readiness still gates every instance it starts.
+fn recorded_health(settings: &RolloutSettings, workspace: &Path) -> Option<Arc<dyn HealthCheck>> {
+    let uses = settings.health.as_deref()?;
+    let loaded = DeployComponents::standalone(uses, workspace, settings.health_digest.as_deref())
+        .and_then(|loaded| loaded.health(uses, print_log()));
+    match loaded {
+        Ok(check) => Some(check),
+        Err(e) => {
+            eprintln!(
+                "warning: cannot load the recorded health check: {e}; going on with readiness checks only"
+            );
+            None
+        }
+    }
 }
 
 fn history(journal: &Journal, service: &str) -> Result<u8, CliError> {
