@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use crate::deploy_support::{
-    Load, Teardown, assert_rolled_one_at_a_time, deploy, eventually, free_port, pipeline, running,
-    sample,
+    Load, SLOW_CANARY, Teardown, assert_rolled_one_at_a_time, deploy, eventually, free_port,
+    kill_9_mid_canary, pipeline, running, sample,
 };
 use crate::support::Kiln;
 
@@ -157,23 +157,9 @@ fn manual_approval_waits_for_approve_and_reject_rolls_back() {
 #[test]
 fn kill_9_during_a_canary_then_resume_rolls_back_cleanly() {
     let port = free_port();
-    let kiln = Kiln::new().pipeline(&pipeline(
-        port,
-        2,
-        // A first deployment watches one whole interval: short for v1, long
-        // enough for v2 that the kill lands mid-rollout.
-        "{ uses: kiln/canary@1, with: { weights: '50,100', interval: '${INTERVAL:-60s}' } }",
-        "",
-    ));
+    let kiln = Kiln::new().pipeline(&pipeline(port, 2, SLOW_CANARY, ""));
     let _down = Teardown(&kiln);
-    kiln.run_with(["run", "--var", "VERSION=v1", "--var", "INTERVAL=1s"])
-        .code(0);
-    let mut child = Kiln::spawn_with(&kiln, ["run", "--var", "VERSION=v2"]);
-    eventually("v2 to get traffic", WAIT, || {
-        sample(port, 10).iter().any(|(_, b)| b == "v2")
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_9_mid_canary(&kiln, port, WAIT);
     // The first canary step (50 %) runs one of the two replicas.
     assert_eq!(
         running(&kiln, "v2"),
@@ -200,13 +186,7 @@ fn resume_goes_on_without_a_recorded_health_check_that_changed() {
     // is no longer what the rollout used (changed, or gone): resume never
     // runs other bytes than those, says so, and rolls back on readiness.
     let port = free_port();
-    let yaml = pipeline(
-        port,
-        1,
-        "{ uses: kiln/canary@1, with: { weights: '50,100', interval: '${INTERVAL:-60s}' } }",
-        "",
-    )
-    .replace(
+    let yaml = pipeline(port, 1, SLOW_CANARY, "").replace(
         "{ uses: kiln/http-health@1, with: { path: /healthz } }",
         "{ uses: ./always-healthy.wasm }",
     );
@@ -215,14 +195,7 @@ fn resume_goes_on_without_a_recorded_health_check_that_changed() {
         &std::fs::read(kiln_test_plugins::HEALTH).unwrap(),
     );
     let _down = Teardown(&kiln);
-    kiln.run_with(["run", "--var", "VERSION=v1", "--var", "INTERVAL=1s"])
-        .code(0);
-    let mut child = Kiln::spawn_with(&kiln, ["run", "--var", "VERSION=v2"]);
-    eventually("v2 to get traffic", WAIT, || {
-        sample(port, 10).iter().any(|(_, b)| b == "v2")
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_9_mid_canary(&kiln, port, WAIT);
     std::fs::write(
         kiln.path("always-healthy.wasm"),
         std::fs::read(kiln_test_plugins::NEEDY_HEALTH).unwrap(),

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::deploy_support::{
-    Load, TeardownService, assert_rolled_one_at_a_time, deploy, eventually, free_port, sample,
-    static_service_binary,
+    Load, SLOW_CANARY, TeardownService, assert_rolled_one_at_a_time, deploy, free_port,
+    kill_9_mid_canary, sample, static_service_binary,
 };
 use crate::support::Kiln;
 
@@ -217,23 +217,9 @@ fn docker_canary_v3_errors_roll_back_to_all_v1() {
 fn docker_kill_9_during_a_canary_then_resume_leaves_no_stray_containers() {
     let name = service("resume");
     let port = free_port();
-    let kiln = Kiln::new().pipeline(&pipeline(
-        &name,
-        port,
-        2,
-        // A first deployment watches one whole interval: short for v1, long
-        // enough for v2 that the kill lands mid-rollout.
-        "{ uses: kiln/canary@1, with: { weights: '50,100', interval: '${INTERVAL:-60s}' } }",
-    ));
+    let kiln = Kiln::new().pipeline(&pipeline(&name, port, 2, SLOW_CANARY));
     let _down = TeardownService(&kiln, &name);
-    kiln.run_with(["run", "--var", "VERSION=v1", "--var", "INTERVAL=1s"])
-        .code(0);
-    let mut child = Kiln::spawn_with(&kiln, ["run", "--var", "VERSION=v2"]);
-    eventually("v2 to get traffic", WAIT, || {
-        sample(port, 10).iter().any(|(_, b)| b == "v2")
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_9_mid_canary(&kiln, port, WAIT);
     // The first canary step (50 %) runs one of the two replicas.
     assert_eq!(
         running(&name, "v2"),

@@ -233,6 +233,25 @@ pub fn deploy(kiln: &Kiln, version: &str, mode: &str) -> Output {
     ])
 }
 
+/// The canary the kill -9 tests deploy with. A first deployment watches one
+/// whole interval: short for v1 (`INTERVAL=1s`), long enough for v2 that
+/// the kill lands mid-rollout.
+pub const SLOW_CANARY: &str =
+    "{ uses: kiln/canary@1, with: { weights: '50,100', interval: '${INTERVAL:-60s}' } }";
+
+/// Deploys v1 with [`SLOW_CANARY`], starts v2, and kills -9 that `kiln` as
+/// soon as v2 gets traffic (waiting up to `within`).
+pub fn kill_9_mid_canary(kiln: &Kiln, port: u16, within: Duration) {
+    kiln.run_with(["run", "--var", "VERSION=v1", "--var", "INTERVAL=1s"])
+        .code(0);
+    let mut child = Kiln::spawn_with(kiln, ["run", "--var", "VERSION=v2"]);
+    eventually("v2 to get traffic", within, || {
+        sample(port, 10).iter().any(|(_, b)| b == "v2")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// Polls until `f` holds; a test that waits longer than `within` fails.
 pub fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;

@@ -35,6 +35,35 @@ async fn load(runtime: &Runtime, name: &str) -> std::sync::Arc<Plugin> {
     plugin
 }
 
+/// The third-party strategy of the test guests, whose memos `probe-world`
+/// and `probe-panic` report what it sees or make it panic.
+async fn all_at_once(runtime: &Runtime) -> std::sync::Arc<Plugin> {
+    let bytes = std::fs::read(kiln_test_plugins::ALL_AT_ONCE).expect("built");
+    runtime
+        .load("./all-at-once.wasm", &bytes, &kiln_wasm::sha256(&bytes))
+        .await
+        .expect("loads")
+}
+
+/// A one-replica rollout of v2 over v1 with `params` and `memo`, nothing
+/// observed yet.
+fn one_replica(params: Vec<KeyValue>, memo: &str) -> RolloutState {
+    RolloutState {
+        service: "web".into(),
+        stable: Some("v1".into()),
+        candidate: "v2".into(),
+        replicas: 1,
+        versions: Vec::new(),
+        candidate_weight: 0,
+        health: Vec::new(),
+        traffic: Vec::new(),
+        approvals: Vec::new(),
+        elapsed_ms: 0,
+        params,
+        memo: memo.into(),
+    }
+}
+
 /// Params: the metadata's defaults, then `overrides`.
 fn params(plugin: &Plugin, overrides: &[(&str, &str)]) -> Vec<KeyValue> {
     let mut params: Vec<KeyValue> = plugin
@@ -236,20 +265,7 @@ async fn rolling_and_blue_green_promote_a_good_version_and_roll_back_an_unhealth
 async fn a_bad_parameter_is_the_strategys_error_not_a_trap() {
     let runtime = Runtime::new(None, Limits::default()).expect("runtime");
     let plugin = load(&runtime, "canary").await;
-    let state = RolloutState {
-        service: "web".into(),
-        stable: Some("v1".into()),
-        candidate: "v2".into(),
-        replicas: 1,
-        versions: Vec::new(),
-        candidate_weight: 0,
-        health: Vec::new(),
-        traffic: Vec::new(),
-        approvals: Vec::new(),
-        elapsed_ms: 0,
-        params: params(&plugin, &[("weights", "50,10")]),
-        memo: String::new(),
-    };
+    let state = one_replica(params(&plugin, &[("weights", "50,10")]), "");
     let refused = plugin.next(&runtime, &state).await.expect("no trap");
     assert_eq!(
         refused.expect_err("refused"),
@@ -263,25 +279,8 @@ async fn a_strategy_sees_no_clock_move_no_entropy_and_its_defaults() {
     // would not rehearse the real rollout; params left out get the
     // declared defaults, as a `uses:` step's inputs do.
     let runtime = Runtime::new(None, Limits::default()).expect("runtime");
-    let bytes = std::fs::read(kiln_test_plugins::ALL_AT_ONCE).expect("built");
-    let plugin = runtime
-        .load("./all-at-once.wasm", &bytes, &kiln_wasm::sha256(&bytes))
-        .await
-        .expect("loads");
-    let state = RolloutState {
-        service: "web".into(),
-        stable: Some("v1".into()),
-        candidate: "v2".into(),
-        replicas: 1,
-        versions: Vec::new(),
-        candidate_weight: 0,
-        health: Vec::new(),
-        traffic: Vec::new(),
-        approvals: Vec::new(),
-        elapsed_ms: 0,
-        params: Vec::new(),
-        memo: "probe-world".into(),
-    };
+    let plugin = all_at_once(&runtime).await;
+    let state = one_replica(Vec::new(), "probe-world");
     let mut seen = Vec::new();
     for _ in 0..2 {
         let next = plugin.next(&runtime, &state).await.expect("no trap");
@@ -302,25 +301,8 @@ async fn a_strategy_sees_no_clock_move_no_entropy_and_its_defaults() {
 #[tokio::test]
 async fn a_strategy_that_panics_is_a_trap_that_says_what_it_wrote() {
     let runtime = Runtime::new(None, Limits::default()).expect("runtime");
-    let bytes = std::fs::read(kiln_test_plugins::ALL_AT_ONCE).expect("built");
-    let plugin = runtime
-        .load("./all-at-once.wasm", &bytes, &kiln_wasm::sha256(&bytes))
-        .await
-        .expect("loads");
-    let state = RolloutState {
-        service: "web".into(),
-        stable: None,
-        candidate: "v1".into(),
-        replicas: 1,
-        versions: Vec::new(),
-        candidate_weight: 0,
-        health: Vec::new(),
-        traffic: Vec::new(),
-        approvals: Vec::new(),
-        elapsed_ms: 0,
-        params: Vec::new(),
-        memo: "probe-panic".into(),
-    };
+    let plugin = all_at_once(&runtime).await;
+    let state = one_replica(Vec::new(), "probe-panic");
     let err = plugin.next(&runtime, &state).await.expect_err("a trap");
     let text = err.to_string();
     assert!(

@@ -129,15 +129,8 @@ async fn chunked_bodies_pass_both_ways_on_one_keep_alive_connection() {
         s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
             .await
             .unwrap();
-        let mut buf = vec![0; 4096];
-        let mut got = Vec::new();
         // The chunked answer ends with the zero chunk.
-        while !got.ends_with(b"0\r\n\r\n") {
-            let n = s.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the proxy kept the connection open");
-            got.extend_from_slice(&buf[..n]);
-        }
-        answers.push_str(&String::from_utf8_lossy(&got));
+        answers.push_str(&read_until(&mut s, b"0\r\n\r\n").await);
     }
     assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 2, "{answers}");
     assert_eq!(
@@ -250,20 +243,26 @@ async fn a_sticky_cookie_is_set_once_and_then_followed() {
     assert_eq!(versions.len(), 2, "sessions are spread over both versions");
 }
 
+/// Reads an answer from the proxy until it ends with `end`; the proxy must
+/// keep the connection open meanwhile.
+async fn read_until(conn: &mut TcpStream, end: &[u8]) -> String {
+    let mut got = Vec::new();
+    let mut buf = vec![0; 4096];
+    while !got.ends_with(end) {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the proxy kept the connection open");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 /// One GET on an open keep-alive connection to the proxy: the answer's body
 /// (the test backends answer chunked).
 async fn get_on(conn: &mut TcpStream) -> String {
     conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let mut got = Vec::new();
-    let mut buf = vec![0; 4096];
-    while !got.ends_with(b"0\r\n\r\n") {
-        let n = conn.read(&mut buf).await.unwrap();
-        assert!(n > 0, "the proxy kept the connection open");
-        got.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&got).into_owned();
+    let text = read_until(conn, b"0\r\n\r\n").await;
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     // `v1:` arrives as two chunks, `v` and `1:`.
     let body = text.split("\r\n\r\n").nth(1).unwrap();
@@ -370,20 +369,8 @@ async fn gets(addr: SocketAddr, requests: usize, pause: std::time::Duration) -> 
         conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .unwrap();
-        let mut got = Vec::new();
-        let mut buf = vec![0; 1024];
-        while !got.ends_with(b"ok") {
-            let n = conn.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the proxy kept the client's connection");
-            got.extend_from_slice(&buf[..n]);
-        }
-        answers.push(
-            String::from_utf8_lossy(&got)
-                .lines()
-                .next()
-                .unwrap()
-                .to_owned(),
-        );
+        let answer = read_until(&mut conn, b"ok").await;
+        answers.push(answer.lines().next().unwrap().to_owned());
         tokio::time::sleep(pause).await;
     }
     answers
