@@ -73,3 +73,62 @@ fn a_bad_secret_file_names_the_line_and_not_the_value() {
             "error: secrets.env:2: expected `KEY=VALUE`, `KEY<<EOF`, a `#` comment or a blank line\n",
         );
 }
+
+#[test]
+fn a_secret_from_the_environment_reaches_only_the_steps_that_reference_it() {
+    let kiln = Kiln::new()
+        .pipeline(
+            r#"
+jobs:
+  uses-it:
+    steps:
+      - run: |
+          test "$TOKEN" = "$EXPECTED" && echo "referenced: yes"
+        env:
+          TOKEN: ${{ secrets.TOKEN }}
+          EXPECTED: s3cr3t-value
+  unrelated:
+    steps:
+      - name: looks around
+        run: |
+          env | grep -c s3cr3t || true
+          echo "KILN_SECRET_TOKEN=${KILN_SECRET_TOKEN-unset}"
+"#,
+        )
+        .env("KILN_SECRET_TOKEN", SECRET);
+    let out = kiln.run_with(["run"]);
+    out.code(0)
+        .stdout_has("[uses-it] referenced: yes\n")
+        .stdout_has("[unrelated] 0\n")
+        .stdout_has("[unrelated] KILN_SECRET_TOKEN=unset\n");
+}
+
+#[test]
+fn an_environment_variable_that_is_not_utf8_is_left_out_of_steps() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let kiln = Kiln::new().pipeline(
+        r#"
+jobs:
+  build:
+    steps:
+      - run: |
+          echo "ok: $KILN_TEST_PLAIN"
+"#,
+    );
+    let out = kiln
+        .command(["run"])
+        .env("KILN_TEST_PLAIN", "plain")
+        .env(
+            OsStr::from_bytes(b"KILN_TEST_BINARY"),
+            OsStr::from_bytes(b"\xff\xfe"),
+        )
+        .output()
+        .expect("kiln starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("[build] ok: plain\n"), "{stdout}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -27,6 +27,11 @@ use crate::error::CliError;
 /// Prefix of environment variables that provide secrets.
 const ENV_PREFIX: &str = "KILN_SECRET_";
 
+/// Whether the environment variable `name` provides a secret.
+pub(crate) fn is_secret_variable(name: &str) -> bool {
+    name.starts_with(ENV_PREFIX)
+}
+
 /// Gathers every secret, highest precedence last applied.
 pub(crate) fn collect(
     flags: &[(String, String)],

@@ -69,10 +69,17 @@ pub struct RunOptions {
     pub deployer: Option<std::sync::Arc<dyn Deployer>>,
     /// Runs `uses:` steps; without one they fail with a clear message.
     pub actions: Option<Arc<dyn ActionExecutor>>,
+    /// The environment every host step and plugin starts from, before the
+    /// pipeline's `env:` is applied. A caller that takes secrets from the
+    /// environment must leave them out here: a secret reaches only the steps
+    /// that reference it.
+    pub system_env: Vec<(String, String)>,
 }
 
 impl RunOptions {
-    /// Defaults for `workspace`: parallelism = cores, 5 s grace.
+    /// Defaults for `workspace`: parallelism = cores, 5 s grace, and this
+    /// process's environment (variables whose name or value is not UTF-8
+    /// are left out) as the steps' base environment.
     pub fn new(run_id: RunId, workspace: PathBuf) -> Self {
         Self {
             run_id,
@@ -85,6 +92,9 @@ impl RunOptions {
             artifacts: None,
             deployer: None,
             actions: None,
+            system_env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
         }
     }
 }

@@ -39,7 +39,7 @@ pub(crate) struct Shared {
     pub pipeline_timed_out: AtomicBool,
     /// Private directory for scripts and output files, removed at the end.
     pub temp: PathBuf,
-    /// The environment kiln was started with, the base of every step's env.
+    /// The base of every host step's env ([`RunOptions::system_env`]).
     pub system_env: Vec<(String, String)>,
 }
 
@@ -80,7 +80,7 @@ impl Shared {
 /// behind.
 pub async fn run(
     plan: Arc<Plan>,
-    options: RunOptions,
+    mut options: RunOptions,
     executor: Arc<dyn Executor>,
     events: UnboundedSender<Event>,
     cancel: CancellationToken,
@@ -93,6 +93,7 @@ pub async fn run(
         .unwrap_or_else(default_temp_root)
         .join(format!("kiln-{}-{}", std::process::id(), options.run_id));
     let run_id = options.run_id;
+    let system_env = std::mem::take(&mut options.system_env);
     let shared = Arc::new(Shared {
         masker: Masker::new(options.secrets.values()),
         plan: plan.clone(),
@@ -103,7 +104,7 @@ pub async fn run(
         kill,
         pipeline_timed_out: AtomicBool::new(false),
         temp,
-        system_env: std::env::vars().collect(),
+        system_env,
     });
     shared.emit(Event::RunStarted {
         run: run_id,

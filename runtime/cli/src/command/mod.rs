@@ -102,9 +102,13 @@ pub(crate) fn invalid(source: SourceFile, mut diagnostics: Vec<Diagnostic>) -> C
     })
 }
 
-/// The process environment, skipping names or values that are not UTF-8.
+/// The process environment, skipping names or values that are not UTF-8
+/// and the `KILN_SECRET_*` variables: those are secrets, which reach only
+/// the steps that reference them (and `${KILN_SECRET_X}` in a pipeline
+/// field would otherwise print a secret unmasked in `kiln plan`).
 pub(crate) fn system_env() -> BTreeMap<String, String> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| !crate::secrets::is_secret_variable(k))
         .collect()
 }

@@ -293,6 +293,7 @@ async fn engine_run(
     }
     options.secrets = secrets;
     options.vars = vars;
+    options.system_env = super::system_env().into_iter().collect();
     options.actions = actions.map(|a| a as std::sync::Arc<dyn kiln_engine::ActionExecutor>);
     options.deployer = Some(std::sync::Arc::new(super::deploy::CliDeployer::new(
         state.clone(),
