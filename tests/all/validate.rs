@@ -3,7 +3,8 @@
 //! Each `tests/fixtures/invalid/*.yml` lists every diagnostic it must produce
 //! in leading comments: `# expect: LINE:COL CODE MESSAGE`. The test runs
 //! `kiln validate --json FILE` and requires exit code 2 and exactly those
-//! diagnostics — none missing, none extra. Every `tests/fixtures/valid/*.yml`
+//! diagnostics — none missing, none extra — each error with a fix hint.
+//! Every `tests/fixtures/valid/*.yml`
 //! must validate with exit code 0.
 
 use std::path::{Path, PathBuf};
@@ -85,6 +86,13 @@ fn reported(stdout: &str, path: &Path) -> Vec<Expected> {
                     path.display()
                 );
             }
+            // Every error says how to fix it, not only what is wrong.
+            assert!(
+                d["severity"] != "error"
+                    || d["help"].as_str().is_some_and(|h| !h.trim().is_empty()),
+                "{}: error without a fix hint: {d}",
+                path.display()
+            );
             assert!(
                 d["file"]
                     .as_str()

@@ -42,6 +42,10 @@ pub fn name_for_path(path: &str) -> String {
     trimmed.replace('/', "-")
 }
 
+/// How to write a path that [`check_path`] accepts, for diagnostics.
+pub(crate) const PATH_HELP: &str =
+    "write a path relative to the workspace, like `target/app` or `dist/*.tar.gz`, without `..`";
+
 /// Checks a path an artifact or cache takes files from. Artifact paths
 /// (`workspace_only`) must be relative and stay inside the workspace;
 /// cache paths may also be absolute or start with `~/` (the home

@@ -46,14 +46,17 @@ pub(crate) fn resolve(jobs: &[ast::Job], diagnostics: &mut Vec<Diagnostic>) -> V
                     .with_help("remove it from its own `needs`"),
                 );
             } else if needs.iter().any(|n| n.job == target) {
-                diagnostics.push(Diagnostic::warning(
-                    "duplicate-need",
-                    need.span,
-                    format!(
-                        "job `{}` lists `{}` in `needs` more than once",
-                        job.key, need.value
-                    ),
-                ));
+                diagnostics.push(
+                    Diagnostic::warning(
+                        "duplicate-need",
+                        need.span,
+                        format!(
+                            "job `{}` lists `{}` in `needs` more than once",
+                            job.key, need.value
+                        ),
+                    )
+                    .with_help("remove the repeated entry"),
+                );
             } else {
                 needs.push(Need {
                     job: target,
@@ -74,7 +77,12 @@ fn unknown_job(job: &str, need: &ast::Text, jobs: &[ast::Job]) -> Diagnostic {
         format!("job `{job}` needs `{}`, which does not exist", need.value),
     )
     .with_label("no job with this name");
-    d.help = suggest::help(&need.value, jobs.iter().map(|j| j.key.as_str()), || None);
+    d.help = suggest::help(&need.value, jobs.iter().map(|j| j.key.as_str()), || {
+        Some(format!(
+            "`needs` names jobs of this pipeline: {}",
+            suggest::listing(jobs.iter().map(|j| j.key.as_str()))
+        ))
+    });
     d
 }
 

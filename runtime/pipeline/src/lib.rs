@@ -60,6 +60,10 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// The largest pipeline file [`load`] accepts, in bytes (10 MiB). A caller
+/// reading a file should stop reading past it: the file may be endless.
+pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
+
 /// Parses, validates, interpolates and expands `source` into a [`Plan`].
 ///
 /// Reports every problem in one pass: a file with five mistakes yields five

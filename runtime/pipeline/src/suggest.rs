@@ -37,6 +37,22 @@ pub(crate) fn help<'c>(
     }
 }
 
+/// `a, b, c`, or the first few and how many more, for a help text.
+pub(crate) fn listing<'c>(names: impl IntoIterator<Item = &'c str>) -> String {
+    const SHOWN: usize = 8;
+    let names: Vec<&str> = names.into_iter().collect();
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

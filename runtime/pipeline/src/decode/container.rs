@@ -245,11 +245,14 @@ impl Decoder {
             return None;
         };
         if !(MEMORY_RANGE.0..=MEMORY_RANGE.1).contains(&bytes) {
-            self.push(Diagnostic::error(
-                "out-of-range",
-                node.span,
-                format!("`resources.memory` must be between 6m and 256g, found {written}"),
-            ));
+            self.push(
+                Diagnostic::error(
+                    "out-of-range",
+                    node.span,
+                    format!("`resources.memory` must be between 6m and 256g, found {written}"),
+                )
+                .with_help("write a size from `6m` to `256g`, like `512m` or `2g`"),
+            );
             return None;
         }
         Some(bytes)
@@ -267,11 +270,14 @@ impl Decoder {
         };
         if !(CPUS_RANGE.0..=CPUS_RANGE.1).contains(&value) {
             let written = scalar.map_or("", |s| s.value.as_str());
-            self.push(Diagnostic::error(
-                "out-of-range",
-                node.span,
-                format!("`resources.cpus` must be between 0.01 and 512, found {written}"),
-            ));
+            self.push(
+                Diagnostic::error(
+                    "out-of-range",
+                    node.span,
+                    format!("`resources.cpus` must be between 0.01 and 512, found {written}"),
+                )
+                .with_help("write a number of CPUs from `0.01` to `512`, like `1.5`"),
+            );
             return None;
         }
         Some((value * 1e9).round() as u64)

@@ -33,14 +33,17 @@ impl Decoder {
 
     /// `expected X for `field`, found Y`.
     fn wrong_type(&mut self, node: &Node, expected: &str, field: &str) {
-        self.push(Diagnostic::error(
-            "wrong-type",
-            node.span,
-            format!(
-                "expected {expected} for `{field}`, found {}",
-                node.describe()
-            ),
-        ));
+        self.push(
+            Diagnostic::error(
+                "wrong-type",
+                node.span,
+                format!(
+                    "expected {expected} for `{field}`, found {}",
+                    node.describe()
+                ),
+            )
+            .with_help(type_hint(expected, field)),
+        );
     }
 
     /// The entries of a mapping; null counts as empty (`env:` with nothing
@@ -101,11 +104,29 @@ impl Spellings {
                     key.span,
                     format!("`{}` and `{first}` set the same field; keep one", key.name),
                 )
-                .with_label(format!("`{first}` is already set on line {}", span.line)),
+                .with_label(format!("`{first}` is already set on line {}", span.line))
+                .with_help(format!("remove `{}` or `{first}`", key.name)),
             );
             return false;
         }
         self.0.push((canonical, key.name.clone(), key.span));
         true
+    }
+}
+
+/// How to write a value of the `expected` kind, for a wrong-type diagnostic.
+fn type_hint(expected: &str, field: &str) -> String {
+    if expected.starts_with("a list") {
+        format!("write `{field}` as a list: one `- item` per line, or `[a, b]`")
+    } else if expected.starts_with("a mapping") {
+        format!("write `{field}` as `key: value` lines indented under it")
+    } else if expected == "a string" {
+        "quote the value to make it a string: `\"…\"`".to_owned()
+    } else if expected == "a whole number" || expected == "`true` or `false`" {
+        format!("write {expected} without quotes")
+    } else if expected == "a duration" {
+        "write seconds (`90`) or a number with units: `500ms`, `90s`, `5m`, `1h30m`".to_owned()
+    } else {
+        format!("give `{field}` {expected}")
     }
 }

@@ -36,14 +36,19 @@ pub(crate) fn decode(root: Option<&Node>, decoder: &mut Decoder) -> Pipeline {
         return pipeline;
     };
     let NodeKind::Mapping(entries) = &root.kind else {
-        decoder.push(Diagnostic::error(
-            "wrong-type",
-            root.span,
-            format!(
-                "expected a mapping at the top of the pipeline, found {}",
-                root.describe()
+        decoder.push(
+            Diagnostic::error(
+                "wrong-type",
+                root.span,
+                format!(
+                    "expected a mapping at the top of the pipeline, found {}",
+                    root.describe()
+                ),
+            )
+            .with_help(
+                "a pipeline starts with `jobs:` (and `name:`, `env:`…) at the start of a line",
             ),
-        ));
+        );
         return pipeline;
     };
     let mut spellings = Spellings::default();

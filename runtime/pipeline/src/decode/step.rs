@@ -199,7 +199,10 @@ impl Decoder {
     fn artifact_step(&mut self, kind: &str, node: &Node) -> Option<StepKind> {
         let path = self.text(node, kind)?;
         if let Err(message) = artifact::check_path(&path.value, true) {
-            self.push(Diagnostic::error("invalid-path", path.span, message));
+            self.push(
+                Diagnostic::error("invalid-path", path.span, message)
+                    .with_help(crate::artifact::PATH_HELP),
+            );
             return None;
         }
         let name = artifact::name_for_path(&path.value);

@@ -102,7 +102,8 @@ impl Decoder {
                 Ok(()) => out.push(text),
                 Err(message) => self.push(
                     Diagnostic::error("invalid-path", text.span, message)
-                        .with_label("not allowed here"),
+                        .with_label("not allowed here")
+                        .with_help(crate::artifact::PATH_HELP),
                 ),
             }
         }

@@ -69,11 +69,14 @@ impl Decoder {
             return None;
         };
         if n < min || n > max {
-            self.push(Diagnostic::error(
-                "out-of-range",
-                node.span,
-                format!("`{field}` must be between {min} and {max}, found {n}"),
-            ));
+            self.push(
+                Diagnostic::error(
+                    "out-of-range",
+                    node.span,
+                    format!("`{field}` must be between {min} and {max}, found {n}"),
+                )
+                .with_help(format!("use a number from {min} to {max}")),
+            );
             return None;
         }
         u32::try_from(n).ok()
@@ -84,11 +87,14 @@ impl Decoder {
         let scalar = node.scalar().filter(|_| !node.is_null());
         let parsed = match scalar.map(|s| (s, s.ty())) {
             Some((_, ScalarType::Int(n))) if n < 0 => {
-                self.push(Diagnostic::error(
-                    "out-of-range",
-                    node.span,
-                    format!("`{field}` cannot be negative, found {n}"),
-                ));
+                self.push(
+                    Diagnostic::error(
+                        "out-of-range",
+                        node.span,
+                        format!("`{field}` cannot be negative, found {n}"),
+                    )
+                    .with_help("write a positive number of seconds or a duration like `90s`"),
+                );
                 return None;
             }
             Some((_, ScalarType::Int(n))) => u64::try_from(n).ok().map(Duration::from_secs),
@@ -123,14 +129,17 @@ impl Decoder {
     pub(super) fn timeout(&mut self, node: &Node, field: &str) -> Option<Duration> {
         let d = self.duration(node, field)?;
         if d.is_zero() || d > MAX_TIMEOUT {
-            self.push(Diagnostic::error(
-                "out-of-range",
-                node.span,
-                format!(
-                    "`{field}` must be greater than 0 and at most 72h, found {}",
-                    duration::format(d)
-                ),
-            ));
+            self.push(
+                Diagnostic::error(
+                    "out-of-range",
+                    node.span,
+                    format!(
+                        "`{field}` must be greater than 0 and at most 72h, found {}",
+                        duration::format(d)
+                    ),
+                )
+                .with_help("use a duration from `1s` to `72h`; leave the field out for no timeout"),
+            );
             return None;
         }
         Some(d)
@@ -140,14 +149,17 @@ impl Decoder {
     pub(super) fn backoff(&mut self, node: &Node, field: &str) -> Option<Duration> {
         let d = self.duration(node, field)?;
         if d > MAX_BACKOFF {
-            self.push(Diagnostic::error(
-                "out-of-range",
-                node.span,
-                format!(
-                    "`{field}` must be at most 1h, found {}",
-                    duration::format(d)
-                ),
-            ));
+            self.push(
+                Diagnostic::error(
+                    "out-of-range",
+                    node.span,
+                    format!(
+                        "`{field}` must be at most 1h, found {}",
+                        duration::format(d)
+                    ),
+                )
+                .with_help("use a delay of at most `1h`; it doubles on each further attempt"),
+            );
             return None;
         }
         Some(d)

@@ -34,6 +34,7 @@ use self::ast::{Func, Kind, Node};
 use self::template::Segment;
 use self::value::Val;
 
+pub(crate) use self::parser::SYNTAX_HELP;
 pub(crate) use self::template::expression_end;
 
 /// The files under `root` selected by glob `patterns` (`*`, `?`, `**`,

@@ -102,7 +102,7 @@ impl<'t> Parser<'t> {
         ExprError {
             message: format!("unexpected {}: {what}", t.kind.describe()),
             offset: t.span.clone(),
-            help: None,
+            help: Some(SYNTAX_HELP.to_owned()),
         }
     }
 
@@ -110,7 +110,7 @@ impl<'t> Parser<'t> {
         ExprError {
             message: format!("unexpected end of expression: {what}"),
             offset: self.end..self.end,
-            help: None,
+            help: Some(SYNTAX_HELP.to_owned()),
         }
     }
 
@@ -337,13 +337,31 @@ impl<'t> Parser<'t> {
                     args.len()
                 ),
                 offset: span,
-                help: None,
+                help: Some(format!("call it as `{canonical}({})`", signature(func))),
             });
         }
         if func == Func::Format {
             check_format(&args)?;
         }
         node(Kind::Call(func, args), span)
+    }
+}
+
+/// What a `${{ }}` expression may hold, for syntax errors.
+pub(crate) const SYNTAX_HELP: &str = "an expression is literals ('text', 42, true, null), contexts \
+     (`env.NAME`, `needs.job.outputs.key`), operators (== != < > <= >= && || !) and \
+     function calls like `contains(a, b)`; strings take single quotes";
+
+/// The arguments of `func`, for an arity error.
+fn signature(func: Func) -> &'static str {
+    match func {
+        Func::Contains => "haystack, needle",
+        Func::StartsWith | Func::EndsWith => "text, part",
+        Func::Format => "'{0} and {1}', a, b",
+        Func::Join => "list, ', '",
+        Func::ToJson | Func::FromJson => "value",
+        Func::HashFiles => "'pattern', 'more patterns'",
+        Func::Success | Func::Failure | Func::Always | Func::Cancelled => "",
     }
 }
 

@@ -182,11 +182,14 @@ fn lower_job(
         }
         if let Some(id) = &step.id {
             if seen_ids.contains(&id.value) {
-                texts.diagnostics.push(Diagnostic::error(
-                    "duplicate-step-id",
-                    id.span,
-                    format!("job `{}` has two steps with `id: {}`", job.key, id.value),
-                ));
+                texts.diagnostics.push(
+                    Diagnostic::error(
+                        "duplicate-step-id",
+                        id.span,
+                        format!("job `{}` has two steps with `id: {}`", job.key, id.value),
+                    )
+                    .with_help("give each step of a job its own `id`"),
+                );
             } else {
                 seen_ids.push(id.value.clone());
             }

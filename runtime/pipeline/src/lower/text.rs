@@ -62,7 +62,11 @@ impl Texts<'_> {
             span,
             format!("invalid expression: {}", err.message),
         );
-        d.help = err.help.clone();
+        d.help = Some(
+            err.help
+                .clone()
+                .unwrap_or_else(|| crate::expr::SYNTAX_HELP.to_owned()),
+        );
         self.diagnostics.push(d);
     }
 
@@ -98,14 +102,20 @@ impl Texts<'_> {
         match Template::parse(&interpolated) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.diagnostics.push(Diagnostic::error(
-                    "bad-expression",
-                    text.span,
-                    format!(
-                        "invalid expression after substituting variables: {}",
-                        e.message
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        "bad-expression",
+                        text.span,
+                        format!(
+                            "invalid expression after substituting variables: {}",
+                            e.message
+                        ),
+                    )
+                    .with_help(
+                        "a variable's value became part of a `${{ }}` expression; \
+                     quote it in the expression, or pass it through `env` instead",
                     ),
-                ));
+                );
                 None
             }
         }
@@ -161,6 +171,10 @@ impl Texts<'_> {
                 "bad-variable",
                 span,
                 format!("invalid variable reference: {message}"),
+            )
+            .with_help(
+                "write `${NAME}`, `${NAME:-default}`, `${NAME:+alt}` or `${NAME/pattern/replacement}`; \
+                 `$$` is a literal `$`",
             ),
         };
         self.diagnostics.push(d);
@@ -227,18 +241,29 @@ impl Texts<'_> {
                 Some(d)
             }
             "matrix" => match v.matrix {
-                None => Some(Diagnostic::error(
-                    "unknown-matrix-key",
-                    at(&full),
-                    format!("`{full}` is used but job `{}` has no matrix", v.job),
-                )),
+                None => Some(
+                    Diagnostic::error(
+                        "unknown-matrix-key",
+                        at(&full),
+                        format!("`{full}` is used but job `{}` has no matrix", v.job),
+                    )
+                    .with_help(format!(
+                        "give `{}` a `strategy: {{ matrix: {{ {name}: [...] }} }}`, or remove the reference",
+                        v.job
+                    )),
+                ),
                 Some(keys) if !keys.iter().any(|k| k == name) => {
                     let mut d = Diagnostic::error(
                         "unknown-matrix-key",
                         at(&full),
                         format!("the matrix of job `{}` has no key `{name}`", v.job),
                     );
-                    d.help = suggest::help(name, keys.iter().map(String::as_str), || None);
+                    d.help = suggest::help(name, keys.iter().map(String::as_str), || {
+                        Some(format!(
+                            "the matrix keys are: {}",
+                            suggest::listing(keys.iter().map(String::as_str))
+                        ))
+                    });
                     Some(d)
                 }
                 Some(_) => None,
@@ -252,7 +277,12 @@ impl Texts<'_> {
                         v.job
                     ),
                 );
-                d.help = suggest::help(name, v.steps.iter().map(String::as_str), || None);
+                d.help = suggest::help(name, v.steps.iter().map(String::as_str), || {
+                    Some(format!(
+                        "give the step that writes the output `id: {name}`; \
+                         a step reads only the outputs of earlier steps of its job"
+                    ))
+                });
                 Some(d)
             }
             _ => None,

@@ -29,7 +29,7 @@ pub(crate) struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_bytes: 10 * 1024 * 1024,
+            max_bytes: crate::MAX_FILE_BYTES,
             max_depth: 256,
             max_alias_nodes: 1_000_000,
         }
@@ -125,6 +125,10 @@ impl<'a> Builder<'a> {
                     return too_deep(at, self.limits.max_depth);
                 }
                 Diagnostic::error("yaml-syntax", at, format!("invalid YAML: {}", e.info()))
+                    .with_help(
+                        "check the indentation and the quoting around this point; \
+                         a value holding `: ` or starting with `{`, `[`, `*`, `&` or `!` needs quotes",
+                    )
             })?;
             let span = self.span(&yspan);
             self.event(event, span)?;
@@ -239,11 +243,11 @@ impl<'a> Builder<'a> {
 
     fn alias(&mut self, id: usize, span: Span) -> Result<(), Diagnostic> {
         let Some((node, size)) = self.anchors.get(&id) else {
-            return Err(Diagnostic::error(
-                "yaml-syntax",
-                span,
-                "invalid YAML: unknown anchor",
-            ));
+            return Err(
+                Diagnostic::error("yaml-syntax", span, "invalid YAML: unknown anchor").with_help(
+                    "define the anchor with `&name` before this `*name`, or fix its spelling",
+                ),
+            );
         };
         let (node, size) = (node.clone(), *size);
         self.charge(size, span)?;
@@ -314,11 +318,14 @@ impl<'a> Builder<'a> {
         let mut merged = Vec::new();
         for (key, value) in raw {
             let NodeKind::Scalar(scalar) = key.kind else {
-                self.diagnostics.push(Diagnostic::error(
-                    "wrong-type",
-                    key.span,
-                    format!("expected a string as mapping key, found {}", key.describe()),
-                ));
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        "wrong-type",
+                        key.span,
+                        format!("expected a string as mapping key, found {}", key.describe()),
+                    )
+                    .with_help("use a plain name as the key, or quote it"),
+                );
                 continue;
             };
             if is_merge(&scalar) {
