@@ -9,6 +9,8 @@ mod deploy;
 mod deploy_docker;
 mod deploy_support;
 mod diagnostics;
+mod examples;
+mod hostile;
 mod plan;
 mod plugin_authoring;
 mod plugins;

@@ -29,6 +29,19 @@ pub(crate) enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The pipeline file is larger than a pipeline may be (or endless).
+    #[error(
+        "`{}` is {} bytes; pipeline files are limited to {} bytes (10 MiB)",
+        path.display(),
+        size.map_or_else(|| format!("more than {}", kiln_pipeline::MAX_FILE_BYTES), |s| s.to_string()),
+        kiln_pipeline::MAX_FILE_BYTES
+    )]
+    TooLarge {
+        /// Which file.
+        path: PathBuf,
+        /// Its size, when the file system knows it.
+        size: Option<u64>,
+    },
     /// The pipeline has errors; they are rendered as diagnostics.
     #[error("{0}")]
     Load(LoadError),

@@ -22,10 +22,7 @@ pub(crate) fn load(
     located: &Located,
     vars: &[(String, String)],
 ) -> Result<(SourceFile, Result<Loaded, kiln_pipeline::LoadError>), CliError> {
-    let text = std::fs::read_to_string(&located.path).map_err(|source| CliError::Io {
-        path: located.path.clone(),
-        source,
-    })?;
+    let text = read_pipeline(&located.path)?;
     let source = SourceFile::new(located.display.clone(), text);
     let options = LoadOptions {
         vars: vars.iter().cloned().collect(),
@@ -111,4 +108,34 @@ pub(crate) fn system_env() -> BTreeMap<String, String> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| !crate::secrets::is_secret_variable(k))
         .collect()
+}
+
+/// Reads a pipeline file, refusing one over [`kiln_pipeline::MAX_FILE_BYTES`]
+/// before reading it whole: a FIFO or `/dev/zero` must not hang kiln or
+/// exhaust its memory.
+fn read_pipeline(path: &std::path::Path) -> Result<String, CliError> {
+    use std::io::Read;
+    let io = |source| CliError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let limit = kiln_pipeline::MAX_FILE_BYTES as u64;
+    let file = std::fs::File::open(path).map_err(io)?;
+    let metadata = file.metadata().map_err(io)?;
+    if metadata.is_file() && metadata.len() > limit {
+        return Err(CliError::TooLarge {
+            path: path.to_owned(),
+            size: Some(metadata.len()),
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(CliError::TooLarge {
+            path: path.to_owned(),
+            size: None,
+        });
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
