@@ -11,14 +11,16 @@
 //! that could race with `gc` happens inside an SQLite write (`IMMEDIATE`)
 //! transaction, and `gc` deletes blob files only while it holds that write
 //! lock. So:
-//! - a download resolves the name, records a reference for its run and
-//!   opens the blob file in one transaction; once open, the bytes stay
-//!   readable even if the name is unlinked later;
+//! - a download (and a cache restore) resolves the name, records a
+//!   reference for its run and opens the blob files in one transaction;
+//!   once open, the bytes stay readable even if the name is unlinked later;
 //! - an upload commits the blob, then in one transaction checks the blob is
 //!   still there and inserts the index row (re-storing it if a `gc` had just
 //!   taken it for an orphan);
 //! - `gc` never deletes a blob that is pinned, referenced by a live run, or
-//!   indexed by an entry it keeps.
+//!   indexed by an entry it keeps; it commits its index changes before it
+//!   deletes any file (in a second transaction that checks again), so a
+//!   crash leaves orphaned blobs, never entries without their blob.
 //!
 //! Other crates use this by name: [`Artifacts::put`] / [`Artifacts::get`]
 //! are what the `artifacts` WIT import of plugins maps onto.
