@@ -25,7 +25,8 @@ use super::{Compression, Limits, Summary};
 /// `dest` unless all of `source` was read without error.
 ///
 /// The entries go to a hidden directory beside `dest`
-/// (`.<name>.kiln-part-…`, removed afterwards, also on error) and are then
+/// (`.<name>.kiln-part-…`, removed afterwards, also on error; inside `dest`
+/// where its parent cannot be written) and are then
 /// moved into place, replacing files and symlinks of the same name. On an
 /// error, `source` is first read to its end: a source that checks itself
 /// only there (a [`BlobReader`](crate::cas::BlobReader)) then reports its
@@ -61,9 +62,9 @@ struct Stage {
 
 impl Stage {
     /// Creates a fresh, hidden directory beside `dest`; inside it if `dest`
-    /// has no parent (`/`).
+    /// has no parent (`/`) or its parent is not writable (a workspace in a
+    /// directory kiln may not write to).
     fn beside(dest: &Path) -> Result<Self> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let failed = |path: &Path, source| Error::Destination {
             dest: dest.to_owned(),
             path: path.to_owned(),
@@ -85,17 +86,33 @@ impl Stage {
             ),
             _ => (named.as_path(), String::new()),
         };
-        fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
+        let beside = fs::create_dir_all(dir)
+            .map_err(|e| (dir.to_owned(), e))
+            .and_then(|()| Self::create_in(dir, &name));
+        match beside {
+            Ok(stage) => Ok(stage),
+            Err(_) if dest.is_dir() => Self::create_in(dest, "").map_err(|(p, e)| failed(&p, e)),
+            Err((path, e)) => Err(failed(&path, e)),
+        }
+    }
+
+    fn create_in(dir: &Path, name: &str) -> Result<Self, (PathBuf, io::Error)> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let hidden = if name.is_empty() {
+            String::new()
+        } else {
+            format!(".{name}")
+        };
         loop {
             let path = dir.join(format!(
-                ".{name}.kiln-part-{}-{}",
+                "{hidden}.kiln-part-{}-{}",
                 std::process::id(),
                 COUNTER.fetch_add(1, Ordering::Relaxed)
             ));
             match fs::create_dir(&path) {
                 Ok(()) => return Ok(Self { path, armed: true }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(failed(&path, e)),
+                Err(e) => return Err((path, e)),
             }
         }
     }
@@ -184,4 +201,46 @@ fn move_leaf(staged: &Dir, out: &mut Extractor, path: &Path, symlink: bool) -> R
         staged.copy(path, &out.dir, path).map(drop)
     };
     copied.map_err(|e| out.destination(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback for a destination whose parent kiln may not write to
+    /// (root, which runs the tests, could write anywhere): a stage inside
+    /// the destination merges into it and leaves nothing behind.
+    #[test]
+    fn a_stage_inside_the_destination_merges_and_leaves_nothing() {
+        let dest = tempfile::tempdir().unwrap();
+        fs::write(dest.path().join("old"), "old").unwrap();
+        fs::write(dest.path().join("mine"), "mine").unwrap();
+        let stage = Stage::create_in(dest.path(), "").unwrap();
+        assert!(
+            stage
+                .path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".kiln-part-")
+        );
+        fs::create_dir(stage.path.join("sub")).unwrap();
+        fs::write(stage.path.join("sub/new"), "new").unwrap();
+        fs::write(stage.path.join("old"), "replaced").unwrap();
+        stage.install(dest.path()).unwrap();
+        let mut names: Vec<String> = fs::read_dir(dest.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["mine", "old", "sub"]);
+        assert_eq!(
+            fs::read_to_string(dest.path().join("old")).unwrap(),
+            "replaced"
+        );
+        assert_eq!(
+            fs::read_to_string(dest.path().join("sub/new")).unwrap(),
+            "new"
+        );
+    }
 }
