@@ -1,9 +1,11 @@
 //! The seam to the artifact store behind the `artifacts` import.
 //!
 //! kiln-wasm does not know the store; the CLI hands the host an
-//! [`ArtifactAccess`] (backed by kiln-store once the two are wired
-//! together). Until then runs use [`NoArtifactStore`], whose every call
-//! fails with [`ArtifactError::Store`].
+//! [`ArtifactAccess`] backed by kiln-store (`PluginArtifacts` in
+//! `runtime/cli/src/plugin_artifacts.rs`: the run's store, names and rules,
+//! as for `artifacts:` on a job). [`NoArtifactStore`], whose every call fails
+//! with [`ArtifactError::Store`], is for hosts without a store (tests,
+//! tools that only inspect components).
 
 use std::path::Path;
 

@@ -118,6 +118,29 @@ pub enum Error {
         /// The cap.
         limit: u64,
     },
+    /// The tree to pack has more entries than an archive may hold: its
+    /// extraction would be refused, so it is not stored.
+    #[error(
+        "cannot pack `{path}`: it holds more than {limit} entries (the `max_entries` cap), \
+         so it could never be extracted; store fewer files"
+    )]
+    PackTooManyEntries {
+        /// The tree's root.
+        path: PathBuf,
+        /// The cap.
+        limit: u64,
+    },
+    /// The tree to pack holds more bytes than an archive may expand to.
+    #[error(
+        "cannot pack `{path}`: it holds more than {limit} bytes of files (the `max_bytes` cap), \
+         so it could never be extracted; store less"
+    )]
+    PackTooLarge {
+        /// The tree's root.
+        path: PathBuf,
+        /// The cap.
+        limit: u64,
+    },
     /// Metadata between two entries (long names, pax records) exceeds the cap.
     #[error("archive entry metadata exceeds {limit} bytes; the archive is malformed or hostile")]
     MetadataTooLarge {

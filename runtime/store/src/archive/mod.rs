@@ -5,8 +5,11 @@
 //! is the same blob, and deduplicates); [`unpack`] extracts into a
 //! destination and refuses anything that could land outside it: absolute
 //! paths, `..`, hard links, devices and fifos, symlinks whose target could
-//! resolve outside, and writes through symlinks. Caps on entry count and
-//! expanded size ([`Limits`]) bound what a hostile archive can cost.
+//! resolve outside, and writes through symlinks; [`unpack_staged`] does the
+//! same through a staging directory, so a corrupt blob lands nothing. Caps
+//! on entry count and expanded size ([`Limits`]) bound what a hostile
+//! archive can cost, and are enforced when packing too, so no archive is
+//! stored that could not be extracted.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,20 +17,23 @@
 //! use std::path::Path;
 //! let store = BlobStore::open(Path::new(".kiln"))?;
 //! let mut blob = store.writer()?;
-//! archive::pack(Path::new("dist"), archive::Compression::Zstd, &mut blob)?;
+//! let limits = archive::Limits::default();
+//! archive::pack(Path::new("dist"), archive::Compression::Zstd, &limits, &mut blob)?;
 //! let stored = blob.commit()?;
 //! let reader = store.open_blob(&stored.blob.digest)?;
-//! archive::unpack(reader, archive::Compression::Zstd, Path::new("out"), &archive::Limits::default())?;
+//! archive::unpack_staged(reader, archive::Compression::Zstd, Path::new("out"), &limits)?;
 //! # Ok(()) }
 //! ```
 
 mod error;
 mod pack;
 mod path;
+mod stage;
 mod unpack;
 
 pub use error::{Error, LinkReason, Result};
 pub use pack::{pack, pack_files};
+pub use stage::unpack_staged;
 pub use unpack::unpack;
 
 /// zstd level for packed archives: level 3 compresses build output well at
@@ -43,7 +49,8 @@ pub enum Compression {
     Zstd,
 }
 
-/// Caps on what extraction accepts; exceeding one is an error naming it.
+/// Caps on what extraction accepts, and so on what packing produces;
+/// exceeding one is an error naming it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Most entries (files, directories, symlinks) extracted.

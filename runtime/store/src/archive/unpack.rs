@@ -42,8 +42,9 @@ const COPY_BUFFER: usize = 256 * 1024;
 /// Entries replace files and symlinks of the same name in `dest`, and
 /// never write through a symlink. Extracted files get mode 0755 if the
 /// entry has an execute bit, else 0644 (both less the umask); mtimes are
-/// the time of extraction. On error, entries extracted so far stay: extract
-/// into a fresh directory and discard it on error when that matters.
+/// the time of extraction. On error, entries extracted so far stay:
+/// [`unpack_staged`](super::unpack_staged) lands nothing unless all went
+/// well.
 pub fn unpack(
     source: impl Read,
     compression: Compression,
@@ -68,20 +69,7 @@ fn unpack_tar<R: Read>(
     dest: &Path,
     limits: &Limits,
 ) -> Result<Summary> {
-    let destination = |path: &Path, source| Error::Destination {
-        dest: dest.to_owned(),
-        path: path.to_owned(),
-        source,
-    };
-    std::fs::create_dir_all(dest).map_err(|e| destination(Path::new("."), e))?;
-    let dir = Dir::open_ambient_dir(dest, ambient_authority())
-        .map_err(|e| destination(Path::new("."), e))?;
-    let mut out = Extractor {
-        dir,
-        dest: dest.to_owned(),
-        known_dirs: HashSet::new(),
-        buf: vec![0u8; COPY_BUFFER],
-    };
+    let mut out = Extractor::open(dest)?;
     let mut summary = Summary::default();
     let mut archive = Archive::new(source);
     let read_error = |source: io::Error| match source
@@ -167,8 +155,8 @@ fn kind_name(kind: EntryType) -> String {
 }
 
 /// Writes entries into the destination through its cap-std handle.
-struct Extractor {
-    dir: Dir,
+pub(super) struct Extractor {
+    pub(super) dir: Dir,
     dest: PathBuf,
     /// Directories known to be real (not symlinks), so deep trees do not
     /// re-check every ancestor for every file.
@@ -198,7 +186,24 @@ impl From<Error> for WriteError {
 }
 
 impl Extractor {
-    fn destination(&self, path: &Path, source: io::Error) -> Error {
+    /// Opens `dest` (created if missing) for writing entries into.
+    pub(super) fn open(dest: &Path) -> Result<Self> {
+        let destination = |source| Error::Destination {
+            dest: dest.to_owned(),
+            path: PathBuf::from("."),
+            source,
+        };
+        std::fs::create_dir_all(dest).map_err(destination)?;
+        let dir = Dir::open_ambient_dir(dest, ambient_authority()).map_err(destination)?;
+        Ok(Self {
+            dir,
+            dest: dest.to_owned(),
+            known_dirs: HashSet::new(),
+            buf: vec![0u8; COPY_BUFFER],
+        })
+    }
+
+    pub(super) fn destination(&self, path: &Path, source: io::Error) -> Error {
         Error::Destination {
             dest: self.dest.clone(),
             path: path.to_owned(),
@@ -208,7 +213,7 @@ impl Extractor {
 
     /// Makes sure every ancestor of `path` is a real directory, creating
     /// missing ones; an ancestor that is a symlink is refused.
-    fn prepare_parents(&mut self, path: &Path) -> Result<()> {
+    pub(super) fn prepare_parents(&mut self, path: &Path) -> Result<()> {
         let mut ancestors: Vec<&Path> = path
             .ancestors()
             .skip(1)
@@ -254,7 +259,7 @@ impl Extractor {
     /// Clears the way for a file or symlink at `path`: an existing file or
     /// symlink there is removed (replacing a link is not writing through
     /// it), an existing directory is a conflict.
-    fn clear(&mut self, path: &Path) -> Result<()> {
+    pub(super) fn clear(&mut self, path: &Path) -> Result<()> {
         self.prepare_parents(path)?;
         match self.dir.symlink_metadata(path) {
             Ok(meta) if meta.is_dir() => Err(Error::Conflict {
@@ -270,7 +275,7 @@ impl Extractor {
         }
     }
 
-    fn make_dir(&mut self, path: &Path) -> Result<()> {
+    pub(super) fn make_dir(&mut self, path: &Path) -> Result<()> {
         self.prepare_parents(path)?;
         self.ensure_dir(path, path)
     }

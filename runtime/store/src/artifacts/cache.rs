@@ -5,8 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
+use super::read::reference_and_open;
 use super::{Artifacts, Error, Kind, Result, from_ms};
 use crate::archive::{self, Compression};
 use crate::cas::Digest;
@@ -80,6 +81,10 @@ impl Artifacts {
     /// Looks up `key`, then each of `restore_keys` as a prefix (newest
     /// entry first), and restores the first entry found into its paths
     /// (see [`resolve_path`]). `reader` references its blobs until it ends.
+    ///
+    /// The lookup, the references and the opening of the blobs are one
+    /// write transaction: a concurrent `gc` either ran before (the entry is
+    /// gone: a clean miss) or runs after (the references keep the blobs).
     pub fn restore_cache(
         &mut self,
         reader: RunId,
@@ -87,35 +92,35 @@ impl Artifacts {
         restore_keys: &[String],
         workspace: &Path,
     ) -> Result<Option<CacheHit>> {
-        let mut found = self.cache_entry(key)?.map(|e| (e, None));
-        for prefix in restore_keys {
-            if found.is_some() {
-                break;
-            }
-            let newest: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT key FROM caches WHERE substr(key, 1, length(?1)) = ?1
-                     ORDER BY created_ms DESC, key DESC LIMIT 1",
-                    [prefix],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(k) = newest {
-                found = self.cache_entry(&k)?.map(|e| (e, Some(prefix.clone())));
-            }
-        }
+        self.restore_cache_observed(reader, key, restore_keys, workspace, || {})
+    }
+
+    /// [`Artifacts::restore_cache`], calling `after_lookup` between the
+    /// lookup and the taking of references: where a `gc` would have to
+    /// interleave to race it, which the tests use.
+    pub(crate) fn restore_cache_observed(
+        &mut self,
+        reader: RunId,
+        key: &str,
+        restore_keys: &[String],
+        workspace: &Path,
+        after_lookup: impl FnOnce(),
+    ) -> Result<Option<CacheHit>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = lookup(&tx, key, restore_keys)?;
+        after_lookup();
         let Some((entry, prefix)) = found else {
             return Ok(None);
         };
+        tx.execute(
+            "UPDATE caches SET accessed_ms = ?2 WHERE key = ?1",
+            (&entry.key, now_ms()),
+        )?;
         let digests: Vec<Digest> = entry.paths.iter().map(|p| p.2).collect();
-        let readers = self.open_referenced(&digests, Some(reader), |tx| {
-            tx.execute(
-                "UPDATE caches SET accessed_ms = ?2 WHERE key = ?1",
-                (&entry.key, now_ms()),
-            )
-            .map(drop)
-        })?;
+        let readers = reference_and_open(&tx, &self.blobs, &digests, Some(reader))?;
+        tx.commit()?;
         let mut bytes = 0;
         for ((path, kind, _, _), blob) in entry.paths.iter().zip(readers) {
             let dest = resolve_path(path, workspace);
@@ -161,7 +166,7 @@ impl Artifacts {
             } else if meta.is_dir() {
                 (
                     Kind::Tree,
-                    self.pack(|out| archive::pack(&full, Compression::Zstd, out))?,
+                    self.pack(|out, limits| archive::pack(&full, Compression::Zstd, limits, out))?,
                 )
             } else {
                 return Err(Error::NotUploadable { path: full });
@@ -216,49 +221,74 @@ impl Artifacts {
 
     /// The entry with exactly this key.
     pub fn cache_entry(&self, key: &str) -> Result<Option<CacheEntry>> {
-        Ok(self
-            .caches_where("WHERE key = ?1", [key])?
+        Ok(caches_where(&self.conn, "WHERE key = ?1", [key])?
             .into_iter()
             .next())
     }
 
     /// Every cache entry, newest first.
     pub fn caches(&self) -> Result<Vec<CacheEntry>> {
-        self.caches_where("ORDER BY created_ms DESC, key", [])
+        caches_where(&self.conn, "ORDER BY created_ms DESC, key", [])
     }
+}
 
-    fn caches_where(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<CacheEntry>> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT key, pipeline, run, created_ms, accessed_ms FROM caches {filter}"
-        ))?;
-        let mut entries: Vec<CacheEntry> = stmt
-            .query_map(params, |r| {
-                Ok(CacheEntry {
-                    key: r.get(0)?,
-                    pipeline: r.get(1)?,
-                    run: r.get(2)?,
-                    created: from_ms(r.get(3)?),
-                    accessed: from_ms(r.get(4)?),
-                    paths: Vec::new(),
-                })
+/// The entry with exactly `key`, else the newest whose key starts with one
+/// of `restore_keys` (tried in order), with the prefix that matched.
+fn lookup(
+    conn: &Connection,
+    key: &str,
+    restore_keys: &[String],
+) -> Result<Option<(CacheEntry, Option<String>)>> {
+    if let Some(entry) = caches_where(conn, "WHERE key = ?1", [key])?.pop() {
+        return Ok(Some((entry, None)));
+    }
+    for prefix in restore_keys {
+        let found = caches_where(
+            conn,
+            "WHERE substr(key, 1, length(?1)) = ?1 ORDER BY created_ms DESC, key DESC LIMIT 1",
+            [prefix],
+        )?;
+        if let Some(entry) = found.into_iter().next() {
+            return Ok(Some((entry, Some(prefix.clone()))));
+        }
+    }
+    Ok(None)
+}
+
+fn caches_where(
+    conn: &Connection,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<CacheEntry>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT key, pipeline, run, created_ms, accessed_ms FROM caches {filter}"
+    ))?;
+    let mut entries: Vec<CacheEntry> = stmt
+        .query_map(params, |r| {
+            Ok(CacheEntry {
+                key: r.get(0)?,
+                pipeline: r.get(1)?,
+                run: r.get(2)?,
+                created: from_ms(r.get(3)?),
+                accessed: from_ms(r.get(4)?),
+                paths: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut paths = conn
+        .prepare("SELECT path, kind, digest, size FROM cache_paths WHERE key = ?1 ORDER BY idx")?;
+    for entry in &mut entries {
+        entry.paths = paths
+            .query_map([&entry.key], |r| {
+                let digest: String = r.get(2)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Kind::parse(&r.get::<_, String>(1)?),
+                    digest.parse().unwrap_or(Digest::from_bytes([0; 32])),
+                    r.get::<_, i64>(3)? as u64,
+                ))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        let mut paths = self.conn.prepare(
-            "SELECT path, kind, digest, size FROM cache_paths WHERE key = ?1 ORDER BY idx",
-        )?;
-        for entry in &mut entries {
-            entry.paths = paths
-                .query_map([&entry.key], |r| {
-                    let digest: String = r.get(2)?;
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        Kind::parse(&r.get::<_, String>(1)?),
-                        digest.parse().unwrap_or(Digest::from_bytes([0; 32])),
-                        r.get::<_, i64>(3)? as u64,
-                    ))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-        }
-        Ok(entries)
     }
+    Ok(entries)
 }

@@ -11,14 +11,16 @@
 //! that could race with `gc` happens inside an SQLite write (`IMMEDIATE`)
 //! transaction, and `gc` deletes blob files only while it holds that write
 //! lock. So:
-//! - a download resolves the name, records a reference for its run and
-//!   opens the blob file in one transaction; once open, the bytes stay
-//!   readable even if the name is unlinked later;
+//! - a download (and a cache restore) resolves the name, records a
+//!   reference for its run and opens the blob files in one transaction;
+//!   once open, the bytes stay readable even if the name is unlinked later;
 //! - an upload commits the blob, then in one transaction checks the blob is
 //!   still there and inserts the index row (re-storing it if a `gc` had just
 //!   taken it for an orphan);
 //! - `gc` never deletes a blob that is pinned, referenced by a live run, or
-//!   indexed by an entry it keeps.
+//!   indexed by an entry it keeps; it commits its index changes before it
+//!   deletes any file (in a second transaction that checks again), so a
+//!   crash leaves orphaned blobs, never entries without their blob.
 //!
 //! Other crates use this by name: [`Artifacts::put`] / [`Artifacts::get`]
 //! are what the `artifacts` WIT import of plugins maps onto.
@@ -80,6 +82,13 @@ impl Artifacts {
         })
     }
 
+    /// Sets the caps on tree artifacts and caches (default
+    /// [`Limits::default`]): a directory over them is refused when it is
+    /// uploaded or saved, and an archive over them when it is extracted.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// The blob store underneath.
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
@@ -111,7 +120,7 @@ impl Artifacts {
         } else if meta.is_dir() {
             (
                 Kind::Tree,
-                self.pack(|out| archive::pack(&full, Compression::Zstd, out))?,
+                self.pack(|out, limits| archive::pack(&full, Compression::Zstd, limits, out))?,
             )
         } else {
             return Err(Error::NotUploadable { path: full });
@@ -120,7 +129,7 @@ impl Artifacts {
             Ok(if kind == Kind::File {
                 this.blobs.put_file(&full)?
             } else {
-                this.pack(|out| archive::pack(&full, Compression::Zstd, out))?
+                this.pack(|out, limits| archive::pack(&full, Compression::Zstd, limits, out))?
             })
         };
         self.index(run, job, name, kind, &rel, stored, repack)
@@ -154,7 +163,9 @@ impl Artifacts {
     ) -> Result<Artifact> {
         check_name(name)?;
         let pack = |this: &mut Self| {
-            this.pack(|out| archive::pack_files(workspace, files, Compression::Zstd, out))
+            this.pack(|out, limits| {
+                archive::pack_files(workspace, files, Compression::Zstd, limits, out)
+            })
         };
         let stored = pack(self)?;
         self.index(run, job, name, Kind::Tree, "", stored, pack)
@@ -187,16 +198,18 @@ impl Artifacts {
     }
 
     /// Packs into a new blob; the blob writer's typed error (disk full)
-    /// wins over the archive's generic write error.
+    /// wins over the archive's generic write error, and a failed packing
+    /// stores nothing.
     fn pack(
         &self,
-        pack: impl FnOnce(&mut crate::cas::BlobWriter) -> archive::Result<archive::Summary>,
+        pack: impl FnOnce(&mut crate::cas::BlobWriter, &Limits) -> archive::Result<archive::Summary>,
     ) -> Result<crate::cas::Stored> {
         let mut writer = self.blobs.writer()?;
-        if let Err(err) = pack(&mut writer) {
-            return Err(match writer.commit() {
-                Err(blob) => Error::Blob(blob),
-                Ok(_) => Error::Archive(err),
+        if let Err(err) = pack(&mut writer, &self.limits) {
+            // Never committed: a partial archive must not become a blob.
+            return Err(match writer.abandon() {
+                Some(blob) => Error::Blob(blob),
+                None => Error::Archive(err),
             });
         }
         Ok(writer.commit()?)
@@ -349,3 +362,6 @@ fn check_name(name: &str) -> Result<()> {
 pub fn is_disk_full(err: &Error) -> bool {
     matches!(err, Error::Blob(crate::cas::Error::DiskFull { .. }))
 }
+
+#[cfg(test)]
+mod tests;

@@ -114,29 +114,39 @@ impl Artifacts {
 
     /// Writes `artifact` to `dest`: a file artifact becomes the file `dest`,
     /// a tree is extracted into the directory `dest`. Verified as it is
-    /// read; a corrupt blob is an error naming it and a file destination is
-    /// never left holding corrupt bytes.
+    /// read; a corrupt blob is an error naming it, and `dest` receives
+    /// nothing of it (a file goes through a temp file, a tree through a
+    /// staging directory).
     pub fn export(
         &mut self,
         artifact: &Artifact,
         reader: Option<RunId>,
         dest: &Path,
     ) -> Result<u64> {
-        let blob = self.open_referenced(&[artifact.digest], reader, |tx| {
-            tx.execute(
-                "UPDATE artifacts SET accessed_ms = ?4 WHERE run = ?1 AND job = ?2 AND name = ?3",
-                (artifact.run, &artifact.job, &artifact.name, now_ms()),
-            )
-            .map(drop)
-        })?;
-        let reader = blob.into_iter().next().expect("one blob was opened");
-        self.write_out(artifact.kind, reader, dest)
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let touched = tx.execute(
+            "UPDATE artifacts SET accessed_ms = ?4 WHERE run = ?1 AND job = ?2 AND name = ?3",
+            (artifact.run, &artifact.job, &artifact.name, now_ms()),
+        )?;
+        if touched == 0 {
+            // A gc removed it since it was looked up: gone, not broken.
+            return Err(Error::NotFound {
+                run: Some(artifact.run),
+                name: artifact.name.clone(),
+            });
+        }
+        let mut blobs = reference_and_open(&tx, &self.blobs, &[artifact.digest], reader)?;
+        tx.commit()?;
+        let blob = blobs.pop().expect("one blob was opened");
+        self.write_out(artifact.kind, blob, dest)
     }
 
     pub(super) fn write_out(
         &self,
         kind: Kind,
-        blob: crate::cas::BlobReader,
+        mut blob: crate::cas::BlobReader,
         dest: &Path,
     ) -> Result<u64> {
         match kind {
@@ -152,42 +162,13 @@ impl Artifacts {
                 Ok(size)
             }
             Kind::Tree => {
-                let summary = archive::unpack(blob, Compression::Zstd, dest, &self.limits)?;
+                let summary =
+                    archive::unpack_staged(&mut blob, Compression::Zstd, dest, &self.limits)
+                        .map_err(blob_error)?;
                 Ok(summary.bytes)
             }
         }
     }
-
-    /// In one write transaction: records `reader`'s references to
-    /// `digests`, runs `touch`, and opens every blob, so a concurrent `gc`
-    /// either ran before (and the lookup that led here would have failed)
-    /// or runs after and sees the references.
-    pub(super) fn open_referenced(
-        &mut self,
-        digests: &[Digest],
-        reader: Option<RunId>,
-        touch: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
-    ) -> Result<Vec<crate::cas::BlobReader>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(run) = reader {
-            for digest in digests {
-                tx.execute(
-                    "INSERT OR IGNORE INTO refs (digest, run, created_ms) VALUES (?1, ?2, ?3)",
-                    (digest.to_hex(), run, now_ms()),
-                )?;
-            }
-        }
-        touch(&tx)?;
-        let mut readers = Vec::with_capacity(digests.len());
-        for digest in digests {
-            readers.push(self.blobs.open_blob(digest)?);
-        }
-        tx.commit()?;
-        Ok(readers)
-    }
-
     pub(super) fn query(
         &self,
         filter: &str,
@@ -225,5 +206,52 @@ fn one(
                 .join(", "),
             hint,
         }),
+    }
+}
+
+/// In the caller's write transaction: records `reader`'s references to
+/// `digests` and opens every blob. The transaction must also be the one
+/// that found the digests, so a concurrent `gc` (which deletes only under
+/// the write lock) either ran before the lookup, which then found nothing,
+/// or runs after the commit and sees the references. An open blob stays
+/// readable even if its name is unlinked later.
+pub(super) fn reference_and_open(
+    tx: &rusqlite::Transaction<'_>,
+    blobs: &crate::cas::BlobStore,
+    digests: &[Digest],
+    reader: Option<RunId>,
+) -> Result<Vec<crate::cas::BlobReader>> {
+    if let Some(run) = reader {
+        for digest in digests {
+            tx.execute(
+                "INSERT OR IGNORE INTO refs (digest, run, created_ms) VALUES (?1, ?2, ?3)",
+                (digest.to_hex(), run, now_ms()),
+            )?;
+        }
+    }
+    let mut readers = Vec::with_capacity(digests.len());
+    for digest in digests {
+        readers.push(blobs.open_blob(digest)?);
+    }
+    Ok(readers)
+}
+
+/// An extraction error, or the blob store's own error when the blob under
+/// the archive is what failed: a corrupt blob is named as such, not as a
+/// tar or zstd stream that made no sense.
+fn blob_error(err: archive::Error) -> Error {
+    let source = match err {
+        archive::Error::Read { source } if crate::cas::Error::from_io(&source).is_some() => source,
+        other => return Error::Archive(other),
+    };
+    let kind = source.kind();
+    let read = |source| Error::Archive(archive::Error::Read { source });
+    match source
+        .into_inner()
+        .map(|inner| inner.downcast::<crate::cas::Error>())
+    {
+        Some(Ok(blob)) => Error::Blob(*blob),
+        Some(Err(inner)) => read(std::io::Error::new(kind, inner)),
+        None => read(std::io::Error::from(kind)),
     }
 }

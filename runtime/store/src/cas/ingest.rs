@@ -160,10 +160,15 @@ pub(crate) fn finish(hasher: Sha256) -> Digest {
 /// blob is already there.
 fn commit(store: &BlobStore, mut temp: TempFile, blob: Blob) -> Result<Stored> {
     let target = store.object_path(&blob.digest);
-    // The dedup check is one stat. A same-size file is taken as the blob
-    // (content is checked on every read and by `verify_all`); a wrong size
-    // can only be damage, which this upload repairs by replacing it.
-    if fs::symlink_metadata(&target).is_ok_and(|m| m.is_file() && m.len() == blob.size) {
+    // A stored file of the same size is compared with the new copy, which
+    // hashes to the name by construction: equal bytes make it the blob, and
+    // nothing is written. Anything else is damage (a flipped byte keeps the
+    // size), which this upload repairs by replacing it — so the advice of
+    // `Error::Corrupt`, re-upload, works. Comparing reads at memory speed,
+    // a fraction of hashing again (docs/decisions.md, "Dedup verifies").
+    if fs::symlink_metadata(&target).is_ok_and(|m| m.is_file() && m.len() == blob.size)
+        && same_bytes(&temp.path, &target).unwrap_or(false)
+    {
         return Ok(Stored { blob, new: false }); // `temp` is removed on drop, never synced
     }
     let write = |path: &Path, source| write_error(&store.tmp, path.to_owned(), source);
@@ -179,6 +184,21 @@ fn commit(store: &BlobStore, mut temp: TempFile, blob: Blob) -> Result<Stored> {
     // The rename is durable only once the directory holding the new name is.
     sync_dir(shard).map_err(|e| write(shard, e))?;
     Ok(Stored { blob, new: true })
+}
+
+/// Whether the files `a` and `b` hold the same bytes.
+pub(crate) fn same_bytes(a: &Path, b: &Path) -> io::Result<bool> {
+    let (mut a, mut b) = (File::open(a)?, File::open(b)?);
+    let (mut buf_a, mut buf_b) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    loop {
+        let n = fill(&mut a, &mut buf_a)?;
+        if n != fill(&mut b, &mut buf_b)? || buf_a[..n] != buf_b[..n] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
 }
 
 /// Creates the shard directory if needed, syncing its parent so the new
@@ -276,6 +296,17 @@ impl BlobWriter {
     /// generic `io::Error` actually was (for example [`Error::DiskFull`]).
     pub fn failure(&self) -> Option<&Error> {
         self.failed.as_ref()
+    }
+
+    /// Discards what was written (the temp file is removed, nothing is
+    /// committed) and returns the write error that stopped the writes, if
+    /// one did: for a producer that failed, to tell a full disk from its
+    /// own reasons.
+    pub fn abandon(mut self) -> Option<Error> {
+        if let Some(syncer) = self.syncer.take() {
+            syncer.stop();
+        }
+        self.failed.take()
     }
 
     /// Stores what was written. Returns the first write error instead, if

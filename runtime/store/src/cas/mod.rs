@@ -12,8 +12,10 @@
 //!   directory is fsynced. A blob under `objects/` is therefore always
 //!   complete; a killed upload leaves only a temp file, which the next
 //!   [`BlobStore::open`] removes.
-//! - **Deduplicated.** When a blob with the same digest is already stored the
-//!   temp file is dropped unsynced and `objects/` is not touched.
+//! - **Deduplicated, and repaired by a re-upload.** When a blob with the same
+//!   digest is already stored and holds the same bytes as the new copy, the
+//!   temp file is dropped unsynced and `objects/` is not touched; a stored
+//!   file that differs (damage) is replaced by the new copy.
 //! - **Verified on every read.** [`BlobReader`] re-hashes while it reads and
 //!   fails before handing out the last byte if the content does not match its
 //!   name; [`BlobStore::verify_all`] checks the whole store.
@@ -153,8 +155,11 @@ impl BlobStore {
     /// content is already stored. `maybe_stored(size)` says whether a blob
     /// of that size might be (the run database knows the sizes of what it
     /// indexed): only then is the file hashed first, read-only, and a hit
-    /// writes nothing at all — not even a temp file. A miss costs that one
-    /// extra read; files of a size nothing has are copied in one pass.
+    /// writes nothing at all — not even a temp file. A hit also compares the
+    /// file with the stored blob byte for byte (a read of each, no second
+    /// hash), so a damaged blob is never taken for the content: it is
+    /// replaced. A miss costs that one extra read; files of a size nothing
+    /// has are copied in one pass.
     pub fn put_file_dedup(&self, path: &Path, maybe_stored: impl FnOnce(u64) -> bool) -> R<Stored> {
         let size = fs::metadata(path)
             .map_err(|source| Error::SourceFile {
@@ -169,8 +174,13 @@ impl BlobStore {
                     path: path.to_owned(),
                     source,
                 })?;
-            let stored = fs::symlink_metadata(self.object_path(&digest))
-                .is_ok_and(|m| m.is_file() && m.len() == hashed);
+            // As in a commit, the stored blob counts only if it holds the
+            // same bytes as the file just hashed to its name; a damaged one
+            // is replaced by the full put below.
+            let object = self.object_path(&digest);
+            let stored = fs::symlink_metadata(&object)
+                .is_ok_and(|m| m.is_file() && m.len() == hashed)
+                && ingest::same_bytes(path, &object).unwrap_or(false);
             if stored {
                 return Ok(Stored {
                     blob: Blob {

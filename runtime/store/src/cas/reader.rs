@@ -30,6 +30,10 @@ pub struct BlobReader {
     size: u64,
     remaining: u64,
     verified: bool,
+    /// What the content hashed to, once it did not match: every later read
+    /// fails the same way, so a consumer that drains the reader after an
+    /// error of its own still learns the blob is corrupt.
+    corrupt: Option<Digest>,
 }
 
 impl BlobReader {
@@ -61,6 +65,7 @@ impl BlobReader {
             size: meta.len(),
             remaining: meta.len(),
             verified: false,
+            corrupt: None,
         })
     }
 
@@ -75,8 +80,12 @@ impl BlobReader {
     }
 
     fn check(&mut self) -> io::Result<()> {
-        let actual = finish(std::mem::take(&mut self.hasher));
+        let actual = match self.corrupt {
+            Some(actual) => actual,
+            None => finish(std::mem::take(&mut self.hasher)),
+        };
         if actual != self.digest {
+            self.corrupt = Some(actual);
             return Err(Error::Corrupt {
                 digest: self.digest,
                 actual,
@@ -90,6 +99,9 @@ impl BlobReader {
 
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.corrupt.is_some() {
+            return self.check().map(|()| 0);
+        }
         if self.verified || buf.is_empty() {
             return Ok(0);
         }

@@ -52,7 +52,7 @@ fn make_tree(root: &Path, reversed: bool) {
 
 fn packed(dir: &Path, compression: Compression) -> Vec<u8> {
     let mut out = Vec::new();
-    archive::pack(dir, compression, &mut out).unwrap();
+    archive::pack(dir, compression, &Limits::default(), &mut out).unwrap();
     out
 }
 
@@ -124,7 +124,13 @@ fn round_trip_through_the_blob_store() {
     let state = tempfile::tempdir().unwrap();
     let store = BlobStore::open(state.path()).unwrap();
     let mut writer = store.writer().unwrap();
-    let packed = archive::pack(src.path(), Compression::Zstd, &mut writer).unwrap();
+    let packed = archive::pack(
+        src.path(),
+        Compression::Zstd,
+        &Limits::default(),
+        &mut writer,
+    )
+    .unwrap();
     assert_eq!(
         packed,
         Summary {
@@ -135,7 +141,13 @@ fn round_trip_through_the_blob_store() {
     let stored = writer.commit().unwrap();
     // Deterministic, so packing again deduplicates.
     let mut again = store.writer().unwrap();
-    archive::pack(src.path(), Compression::Zstd, &mut again).unwrap();
+    archive::pack(
+        src.path(),
+        Compression::Zstd,
+        &Limits::default(),
+        &mut again,
+    )
+    .unwrap();
     assert!(!again.commit().unwrap().new);
 
     let out = tempfile::tempdir().unwrap();
@@ -158,7 +170,13 @@ fn round_trip_through_the_blob_store() {
 fn packing_refuses_links_out_of_the_tree_and_fifos() {
     let dir = tempfile::tempdir().unwrap();
     symlink("/etc/passwd", dir.path().join("passwd")).unwrap();
-    let err = archive::pack(dir.path(), Compression::None, Vec::new()).unwrap_err();
+    let err = archive::pack(
+        dir.path(),
+        Compression::None,
+        &Limits::default(),
+        Vec::new(),
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "symlink `passwd` -> `/etc/passwd` is refused: its target is absolute; use a relative target"
@@ -173,7 +191,13 @@ fn packing_refuses_links_out_of_the_tree_and_fifos() {
             .unwrap()
             .success()
     );
-    let err = archive::pack(dir.path(), Compression::None, Vec::new()).unwrap_err();
+    let err = archive::pack(
+        dir.path(),
+        Compression::None,
+        &Limits::default(),
+        Vec::new(),
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -190,7 +214,13 @@ fn corrupt_blob_under_an_archive_is_reported() {
     let state = tempfile::tempdir().unwrap();
     let store = BlobStore::open(state.path()).unwrap();
     let mut writer = store.writer().unwrap();
-    archive::pack(src.path(), Compression::None, &mut writer).unwrap();
+    archive::pack(
+        src.path(),
+        Compression::None,
+        &Limits::default(),
+        &mut writer,
+    )
+    .unwrap();
     let blob = writer.commit().unwrap().blob;
     let path = store.object_path(&blob.digest);
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
@@ -207,5 +237,128 @@ fn corrupt_blob_under_an_archive_is_reported() {
     assert!(
         source.starts_with(&format!("blob `{}` is corrupt", blob.digest)),
         "{source}"
+    );
+}
+
+/// Bytes no compressor can shrink, so a flipped byte lands in file data.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x2545_f491;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_corrupt_blob_lands_nothing_through_a_staged_unpack() {
+    for compression in [Compression::None, Compression::Zstd] {
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("first"), noise(40_000)).unwrap();
+        fs::create_dir(src.path().join("sub")).unwrap();
+        fs::write(src.path().join("sub/second"), noise(40_000)).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(state.path()).unwrap();
+        let mut writer = store.writer().unwrap();
+        archive::pack(src.path(), compression, &Limits::default(), &mut writer).unwrap();
+        let blob = writer.commit().unwrap().blob;
+        let path = store.object_path(&blob.digest);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.len() / 4; // inside the first file's data
+        bytes[at] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        let actual = store
+            .verify_all(&std::collections::HashSet::new())
+            .unwrap()
+            .corrupt[0]
+            .1;
+
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("dest");
+        fs::create_dir(&dest).unwrap();
+        fs::write(dest.join("mine"), "kept").unwrap();
+        let reader = store.open_blob(&blob.digest).unwrap();
+        let err =
+            archive::unpack_staged(reader, compression, &dest, &Limits::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read the archive",
+            "{compression:?}"
+        );
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert_eq!(
+            source,
+            format!(
+                "blob `{}` is corrupt: its content hashes to `{actual}`; \
+                 it was not served, re-upload it or run `kiln artifacts verify`",
+                blob.digest
+            ),
+            "{compression:?}"
+        );
+        assert_eq!(
+            tree(out.path()),
+            ["dest/", "dest/mine"],
+            "{compression:?}: nothing landed, no staging directory left"
+        );
+    }
+}
+
+#[test]
+fn a_staged_unpack_fills_a_new_destination_or_merges_into_one() {
+    let src = tempfile::tempdir().unwrap();
+    make_tree(src.path(), false);
+    let mut bytes = Vec::new();
+    archive::pack(
+        src.path(),
+        Compression::Zstd,
+        &Limits::default(),
+        &mut bytes,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+
+    let fresh = out.path().join("a/fresh");
+    archive::unpack_staged(&bytes[..], Compression::Zstd, &fresh, &Limits::default()).unwrap();
+    assert_eq!(tree(&fresh), tree(src.path()));
+
+    // An existing destination keeps what the archive does not name and
+    // gets every entry it does, files replaced, directories merged.
+    let merged = out.path().join("merged");
+    fs::create_dir_all(merged.join("src/bin")).unwrap();
+    fs::write(merged.join("src/lib.rs"), "old").unwrap();
+    fs::write(merged.join("src/own.rs"), "own").unwrap();
+    symlink("own.rs", merged.join("lib-link")).unwrap();
+    archive::unpack_staged(&bytes[..], Compression::Zstd, &merged, &Limits::default()).unwrap();
+    let mut expected = tree(src.path());
+    expected.push("src/own.rs".to_owned());
+    expected.sort();
+    assert_eq!(tree(&merged), expected);
+    assert_eq!(
+        fs::read(merged.join("src/lib.rs")).unwrap(),
+        fs::read(src.path().join("src/lib.rs")).unwrap()
+    );
+    assert_eq!(
+        fs::read_link(merged.join("lib-link")).unwrap(),
+        Path::new("src/lib.rs")
+    );
+    // Only the destinations beside each other, no staging directories.
+    assert_eq!(
+        fs::read_dir(out.path()).unwrap().count()
+            + fs::read_dir(out.path().join("a")).unwrap().count(),
+        3
+    );
+
+    // A name the archive needs for a file held by a directory is refused.
+    let clash = out.path().join("clash");
+    fs::create_dir_all(clash.join("src/lib.rs")).unwrap();
+    let err = archive::unpack_staged(&bytes[..], Compression::Zstd, &clash, &Limits::default())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "archive entry `src/lib.rs` conflicts with an existing directory in the destination"
     );
 }

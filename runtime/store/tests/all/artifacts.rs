@@ -321,3 +321,241 @@ fn a_hostile_tree_artifact_lands_nothing_outside_its_destination() {
         assert!(fs::symlink_metadata(dest.join("etc")).is_err(), "{name}");
     }
 }
+
+/// Overwrites one byte of a stored blob, keeping its size, as disk rot or
+/// tampering would.
+fn flip_byte(store: &Artifacts, digest: &kiln_store::cas::Digest, at: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = store.blobs().object_path(digest);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[at] ^= 0x01;
+    fs::write(&path, bytes).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
+}
+
+/// Bytes zstd cannot shrink, so a flipped byte of a packed tree lands in
+/// file data, not in a header.
+fn noise(len: usize) -> String {
+    let mut x: u32 = 0x2545_f491;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect()
+}
+
+#[test]
+fn a_corrupt_tree_artifact_is_named_and_lands_nothing() {
+    let fx = Fixture::new();
+    fx.file("dist/a.txt", &noise(50_000));
+    fx.file("dist/sub/b.txt", &noise(50_000));
+    let run = fx.finished_run();
+    let mut store = fx.artifacts();
+    let dist = store
+        .put(run, "build", "dist", fx.work.path(), "dist")
+        .unwrap();
+    flip_byte(&store, &dist.digest, dist.size as usize / 2);
+    let actual = store.verify().unwrap().report.corrupt[0].1;
+
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    fs::write(dest.join("mine.txt"), "kept").unwrap();
+    let err = store.get(run, "dist", &dest).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "blob `{}` is corrupt: its content hashes to `{actual}`; \
+             it was not served, re-upload it or run `kiln artifacts verify`",
+            dist.digest
+        )
+    );
+    assert!(matches!(err, Error::Blob(_)), "{err:?}");
+    // Nothing new in the destination, no staging directory beside it.
+    let listing = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listing(&dest), ["mine.txt"]);
+    assert_eq!(listing(out.path()), ["dest"]);
+    // Into a destination that does not exist yet: it still does not.
+    let err = store.get(run, "dist", &out.path().join("new")).unwrap_err();
+    assert!(matches!(err, Error::Blob(_)), "{err:?}");
+    assert_eq!(listing(out.path()), ["dest"]);
+
+    // Re-uploading the same tree repairs the blob (see the next test).
+    store
+        .put(run, "build", "dist", fx.work.path(), "dist")
+        .unwrap();
+    store.get(run, "dist", &dest).unwrap();
+    assert_eq!(listing(&dest), ["a.txt", "mine.txt", "sub"]);
+    assert_eq!(
+        fs::read_to_string(dest.join("sub/b.txt")).unwrap(),
+        noise(50_000)
+    );
+}
+
+#[test]
+fn re_uploading_the_content_of_a_damaged_blob_repairs_it() {
+    let fx = Fixture::new();
+    fx.file("app", &noise(10_000));
+    fx.file("dist/index.html", &noise(20_000));
+    let run = fx.finished_run();
+    let mut store = fx.artifacts();
+    let app = store
+        .put(run, "build", "app", fx.work.path(), "app")
+        .unwrap();
+    let dist = store
+        .put(run, "build", "dist", fx.work.path(), "dist")
+        .unwrap();
+    flip_byte(&store, &app.digest, 5_000);
+    flip_byte(&store, &dist.digest, dist.size as usize / 2);
+    let found = store.verify().unwrap().report;
+    assert_eq!(found.corrupt.len(), 2);
+
+    // A file (hashed in place, the dedup path) and a tree (packed into a
+    // new blob): both find their blob stored, with the right size and the
+    // wrong bytes, and replace it.
+    let later = fx.finished_run();
+    store
+        .put(later, "build", "app", fx.work.path(), "app")
+        .unwrap();
+    store
+        .put(later, "build", "dist", fx.work.path(), "dist")
+        .unwrap();
+    let found = store.verify().unwrap();
+    assert!(found.report.is_clean(), "{:?}", found.report);
+    assert_eq!(found.report.checked, 2);
+    let out = fx.work.path().join("out");
+    store.get(run, "app", &out).unwrap();
+    assert_eq!(fs::read_to_string(&out).unwrap(), noise(10_000));
+}
+
+#[test]
+fn a_tree_over_the_caps_is_refused_when_uploaded_and_when_saved() {
+    let fx = Fixture::new();
+    for name in ["a", "b", "c"] {
+        fx.file(&format!("dist/{name}"), "0123456789");
+    }
+    let run = fx.finished_run();
+    let mut store = fx.artifacts();
+    let dist = fx.work.path().join("dist");
+    store.set_limits(kiln_store::archive::Limits {
+        max_entries: 2,
+        max_bytes: 1_000,
+    });
+    let err = store
+        .put(run, "build", "dist", fx.work.path(), "dist")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot pack `{}`: it holds more than 2 entries (the `max_entries` cap), \
+             so it could never be extracted; store fewer files",
+            dist.display()
+        )
+    );
+    let err = store
+        .put_files(
+            run,
+            "build",
+            "all",
+            fx.work.path(),
+            &["dist/a".into(), "dist/b".into()],
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot pack `{}`: it holds more than 2 entries (the `max_entries` cap), \
+             so it could never be extracted; store fewer files",
+            fx.work.path().display()
+        )
+    );
+    store.set_limits(kiln_store::archive::Limits {
+        max_entries: 100,
+        max_bytes: 25,
+    });
+    let err = store
+        .save_cache(run, "ship", "deps", &["dist".into()], fx.work.path())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot pack `{}`: it holds more than 25 bytes of files (the `max_bytes` cap), \
+             so it could never be extracted; store less",
+            dist.display()
+        )
+    );
+    // Nothing was indexed or stored.
+    assert_eq!(store.list(None).unwrap(), []);
+    assert_eq!(store.caches().unwrap(), []);
+    assert_eq!(store.blobs().blobs().unwrap(), []);
+    // Within the caps, the same tree goes through.
+    store.set_limits(kiln_store::archive::Limits {
+        max_entries: 3,
+        max_bytes: 30,
+    });
+    store
+        .put(run, "build", "dist", fx.work.path(), "dist")
+        .unwrap();
+}
+
+#[test]
+fn retention_by_last_use_keeps_what_was_downloaded_lately() {
+    let fx = Fixture::new();
+    fx.file("app", "app");
+    fx.file("docs", "docs");
+    let run = fx.finished_run();
+    let mut store = fx.artifacts();
+    store
+        .put(run, "build", "app", fx.work.path(), "app")
+        .unwrap();
+    store
+        .put(run, "build", "docs", fx.work.path(), "docs")
+        .unwrap();
+    // Both uploaded and last used two hours ago.
+    let db = rusqlite::Connection::open(fx.state.path().join("kiln.db")).unwrap();
+    let two_hours_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 2 * 3_600_000;
+    db.execute(
+        "UPDATE artifacts SET created_ms = ?1, accessed_ms = ?1",
+        [two_hours_ago],
+    )
+    .unwrap();
+    // A download now counts as use; the upload's age does not matter.
+    store
+        .get(run, "app", &fx.work.path().join("fetched"))
+        .unwrap();
+    let idle = Policy {
+        max_idle: Some(Duration::from_secs(3_600)),
+        ..Policy::default()
+    };
+    let plan = store.gc(&idle, false).unwrap();
+    assert_eq!(
+        decisions(&plan),
+        [
+            format!("keep artifact `app` of run {run} (job `build`): within the retention policy"),
+            format!("drop artifact `docs` of run {run} (job `build`): not used for max-idle 1h"),
+        ]
+    );
+    assert_eq!(plan.freed(), 4);
+    let left: Vec<String> = store
+        .list(None)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(left, ["app"]);
+}

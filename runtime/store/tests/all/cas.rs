@@ -370,3 +370,52 @@ fn open_removes_abandoned_temp_files_but_not_live_ones() {
     );
     assert_eq!(tree(&tmp), ["someone-elses-file"]);
 }
+
+#[test]
+fn a_put_repairs_a_damaged_blob_of_the_same_size_and_leaves_an_intact_one_be() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(&dir.path().join("state")).unwrap();
+    let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let source = dir.path().join("data.bin");
+    fs::write(&source, &data).unwrap();
+    let blob = store.put_reader(&data[..]).unwrap().blob;
+    let path = store.object_path(&blob.digest);
+    let inode = || fs::metadata(&path).unwrap().ino();
+    let clean = || {
+        store
+            .verify_all(&HashSet::from([blob.digest]))
+            .unwrap()
+            .is_clean()
+    };
+
+    // Intact: every kind of put deduplicates, the stored file untouched.
+    let before = inode();
+    let dedup = Stored { blob, new: false };
+    assert_eq!(store.put_reader(&data[..]).unwrap(), dedup);
+    let mut writer = store.writer().unwrap();
+    writer.write_all(&data).unwrap();
+    assert_eq!(writer.commit().unwrap(), dedup);
+    assert_eq!(store.put_file_dedup(&source, |_| true).unwrap(), dedup);
+    assert_eq!(inode(), before);
+
+    // Damaged (same size): each kind of put replaces it with its copy.
+    let repaired = Stored { blob, new: true };
+    flip_byte(&store, &blob.digest, 300_000);
+    assert_eq!(store.put_reader(&data[..]).unwrap(), repaired);
+    assert!(clean());
+    flip_byte(&store, &blob.digest, 300_000);
+    let mut writer = store.writer().unwrap();
+    writer.write_all(&data).unwrap();
+    assert_eq!(writer.commit().unwrap(), repaired);
+    assert!(clean());
+    flip_byte(&store, &blob.digest, 300_000);
+    assert_eq!(store.put_file_dedup(&source, |_| true).unwrap(), repaired);
+    assert!(clean());
+    assert_eq!(read_all(&store, &blob.digest).unwrap(), data);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o444
+    );
+    assert_eq!(tree(&dir.path().join("state/tmp")), Vec::<String>::new());
+}

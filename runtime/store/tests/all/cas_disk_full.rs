@@ -1,6 +1,8 @@
 //! A put into a store on a full file system fails with a clear, typed error
-//! and leaves no partial blob. Uses a real 1 MiB tmpfs (needs root, as on
-//! kiln's CI machines); says so and skips where mounting is not allowed.
+//! and leaves no partial blob. Uses a real 1 MiB tmpfs, which needs root
+//! (as `.ci/run` has on kiln's CI machines). Where mounting is not allowed
+//! the test fails, saying why, unless skipping was asked for (see
+//! [`skip_or_fail`]): a test that silently returns reads as a pass.
 
 use std::io::Write;
 use std::path::Path;
@@ -40,13 +42,30 @@ impl Drop for Tmpfs {
     }
 }
 
+/// What a test does when the machine cannot give it what it needs: fail,
+/// naming the reason and the fix, unless `KILN_TEST_ALLOW_SKIP=1` asks for
+/// a skip (outside CI only: CI runs as root, so there it is always a
+/// failure). A skip is printed, never silent.
+pub(crate) fn skip_or_fail(test: &str, reason: &str) {
+    let allowed = std::env::var_os("KILN_TEST_ALLOW_SKIP").is_some_and(|v| v == "1")
+        && std::env::var_os("CI").is_none();
+    assert!(
+        allowed,
+        "{test}: {reason}; run the tests as root (as `.ci/run` does), \
+         or set KILN_TEST_ALLOW_SKIP=1 to skip this test knowingly"
+    );
+    eprintln!("SKIPPED {test}: {reason} (KILN_TEST_ALLOW_SKIP=1)");
+}
+
 #[test]
 fn disk_full_during_put_is_typed_and_leaves_no_blob() {
     let fs = match Tmpfs::mount("1m") {
         Ok(fs) => fs,
         Err(reason) => {
-            eprintln!("SKIPPED disk_full_during_put: cannot mount a 1 MiB tmpfs: {reason}");
-            return;
+            return skip_or_fail(
+                "disk_full_during_put",
+                &format!("cannot mount a 1 MiB tmpfs: {reason}"),
+            );
         }
     };
     let store = BlobStore::open(fs.path()).unwrap();

@@ -11,9 +11,10 @@
 //! is deleted when nothing kept, pinned or live refers to it; a blob no
 //! entry ever named is deleted once it is older than [`ORPHAN_GRACE`].
 //!
-//! [`Artifacts::gc`] computes the plan and carries it out inside one
-//! SQLite write transaction, so no download or upload can interleave (see
-//! the module doc of [`crate::artifacts`]).
+//! [`Artifacts::gc`] computes the plan and removes the dropped entries in
+//! one SQLite write transaction, then deletes the blob files in a second
+//! one, skipping any blob taken up again in between; no download or upload
+//! interleaves with either (see the module doc of [`crate::artifacts`]).
 
 mod policy;
 
@@ -188,6 +189,18 @@ impl Artifacts {
     /// the dropped entries and deletes the blobs nothing needs any more,
     /// all under the database's write lock.
     pub fn gc(&mut self, policy: &Policy, dry_run: bool) -> Result<Plan> {
+        self.gc_observed(policy, dry_run, || {})
+    }
+
+    /// [`Artifacts::gc`], calling `after_index` once the index changes are
+    /// committed and before any blob file is deleted: the window a crash
+    /// or another kiln could fall into, which the tests use.
+    pub(crate) fn gc_observed(
+        &mut self,
+        policy: &Policy,
+        dry_run: bool,
+        after_index: impl FnOnce(),
+    ) -> Result<Plan> {
         let now = crate::now_ms();
         let tx = self
             .conn
@@ -276,15 +289,42 @@ impl Artifacts {
         for run in dead {
             tx.execute("DELETE FROM refs WHERE run = ?1", [run])?;
         }
-        // Deleted while the write lock is held: no download can resolve
-        // one of these blobs and no upload can index one meanwhile.
-        for (digest, _, _) in &plan.blobs {
-            self.blobs.remove(digest)?;
+        // The index first: a crash before the files go leaves orphans,
+        // which a later gc collects, never an entry whose blob is missing.
+        tx.commit()?;
+        after_index();
+        // Then the files, under the write lock again so no upload indexes
+        // and no download references one of them meanwhile. Between the two
+        // transactions another kiln may have taken a blob up again (indexed
+        // the same content, pinned it): that one stays.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let planned = std::mem::take(&mut plan.blobs);
+        for (digest, size, why) in planned {
+            if is_used(&tx, &digest)? {
+                plan.kept_bytes += size;
+                continue;
+            }
+            self.blobs.remove(&digest)?;
+            plan.blobs.push((digest, size, why));
         }
         tx.commit()?;
         plan.temp_files = self.blobs.remove_stale_temp()?;
         Ok(plan)
     }
+}
+
+/// Whether an index entry, a pin or a reference names `digest`.
+fn is_used(tx: &rusqlite::Transaction<'_>, digest: &Digest) -> Result<bool> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM artifacts WHERE digest = ?1)
+             OR EXISTS (SELECT 1 FROM cache_paths WHERE digest = ?1)
+             OR EXISTS (SELECT 1 FROM pins WHERE digest = ?1)
+             OR EXISTS (SELECT 1 FROM refs WHERE digest = ?1)",
+        [digest.to_hex()],
+        |r| r.get(0),
+    )?)
 }
 
 fn digests(tx: &rusqlite::Transaction<'_>, sql: &str) -> Result<HashSet<Digest>> {
