@@ -166,7 +166,7 @@ fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::refuse_socket;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     #[test]
     fn the_socket_and_the_directories_above_it_are_refused_however_spelled() {
