@@ -117,12 +117,21 @@ jobs:
       - run: |
           cat /state.txt /workspace/shared.txt
           echo "output=${{ steps.first.outputs.answer }}"
-          grep NoNewPrivs /proc/self/status
+          grep -e NoNewPrivs -e 'Seccomp:' /proc/self/status
           cap=$(grep CapEff /proc/self/status | cut -f2)
           echo "sys_admin=$(( (0x$cap >> 21) & 1 ))"
           test ! -e /var/run/docker.sock && test ! -e /run/docker.sock && echo "no docker socket"
           echo "pid1=$(cat /proc/1/comm)"
           exit 7
+  single:
+    image: IMAGE
+    steps:
+      - run: |
+          grep -e NoNewPrivs -e 'Seccomp:' /proc/self/status
+          cap=$(grep CapEff /proc/self/status | cut -f2)
+          echo "sys_admin=$(( (0x$cap >> 21) & 1 ))"
+          test ! -e /var/run/docker.sock && test ! -e /run/docker.sock && echo "no docker socket"
+          echo "pid1=$(cat /proc/1/comm)"
 "#,
         ))
         .args(["run", "--secret", "TOKEN=hunter2"]);
@@ -133,9 +142,16 @@ jobs:
         .stdout_has("[build] in-container-fs\n[build] hello\n")
         .stdout_has("[build] output=42\n")
         .stdout_has("[build] NoNewPrivs:\t1\n")
+        .stdout_has("[build] Seccomp:\t2\n")
         .stdout_has("[build] sys_admin=0\n")
         .stdout_has("[build] no docker socket\n")
         .stdout_has("[build] pid1=docker-init\n")
+        // The one-step path (the step is the container's main process).
+        .stdout_has("[single] NoNewPrivs:\t1\n")
+        .stdout_has("[single] Seccomp:\t2\n")
+        .stdout_has("[single] sys_admin=0\n")
+        .stdout_has("[single] no docker socket\n")
+        .stdout_has("[single] pid1=docker-init\n")
         .stdout_has("step 2 failed (exit 7)")
         .never_shows("hunter2");
     assert_eq!(
@@ -206,6 +222,126 @@ jobs:
 }
 
 #[test]
+fn a_retry_of_a_multi_step_job_gets_a_fresh_job_container() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  flaky:
+    image: IMAGE
+    retry: { max: 1, backoff: 0s }
+    steps:
+      - run: |
+          test ! -e /marker
+          echo "attempt $(cat /workspace/attempts 2>/dev/null | wc -l): no marker"
+          touch /marker
+          echo x >> /workspace/attempts
+      - run: |
+          test -e /marker
+          if [ "$(wc -l < /workspace/attempts)" = 1 ]; then exit 1; fi
+          echo "second attempt passed"
+"#,
+        ))
+        .args(["run"]);
+    kiln.run()
+        .code(0)
+        .stdout_has("[flaky] attempt 0: no marker\n")
+        // Step 1 of attempt 2 found no marker: the container is new.
+        .stdout_has("[flaky] attempt 1: no marker\n")
+        .stdout_has("[flaky] second attempt passed\n");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+/// A second image, differing from [`image`] by `/which-image`.
+fn second_image() -> &'static str {
+    const SECOND: &str = "kiln-test/busybox:2";
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let context = tempfile::tempdir().expect("temp dir");
+        std::fs::write(context.path().join("which-image"), "second\n").expect("file");
+        std::fs::write(
+            context.path().join("Dockerfile"),
+            format!("FROM {}\nCOPY which-image /which-image\n", image()),
+        )
+        .expect("Dockerfile");
+        let built = Command::new("docker")
+            .args(["build", "-q", "-t", SECOND])
+            .arg(context.path())
+            .output()
+            .expect("docker build runs");
+        assert!(
+            built.status.success(),
+            "docker build failed: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+    });
+    SECOND
+}
+
+#[test]
+fn a_step_image_overrides_the_job_image_and_an_unused_job_image_is_not_needed() {
+    let yaml = pipeline(
+        r#"
+jobs:
+  both:
+    image: IMAGE
+    steps:
+      - run: |
+          cat /which-image 2>/dev/null || echo "step 1: job image"
+      - image: SECOND
+        run: |
+          echo "step 2: $(cat /which-image)"
+      - run: |
+          echo "step 3: $(cat /which-image 2>/dev/null || echo job image)"
+  only-step:
+    image: kiln-test/absent:1
+    container: { pull: never }
+    steps:
+      - image: SECOND
+        run: |
+          echo "only step: $(cat /which-image)"
+"#,
+    )
+    .replace("SECOND", second_image());
+    let kiln = Kiln::new().pipeline(&yaml).args(["run"]);
+    kiln.run()
+        .code(0)
+        .stdout_has("[both] step 1: job image\n")
+        .stdout_has("[both] step 2: second\n")
+        .stdout_has("[both] step 3: job image\n")
+        .stdout_has("[only-step] only step: second\n");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn shell_is_honoured_in_a_job_container_and_in_a_one_step_container() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  execs:
+    image: IMAGE
+    steps:
+      - shell: awk -f
+        run: 'BEGIN { print "awk ran as an exec" }'
+      - run: echo "sh again"
+  one:
+    image: IMAGE
+    steps:
+      - shell: awk -f
+        run: 'BEGIN { print "awk ran as the main process" }'
+"#,
+        ))
+        .args(["run"]);
+    kiln.run()
+        .code(0)
+        .stdout_has("[execs] awk ran as an exec\n")
+        .stdout_has("[execs] sh again\n")
+        .stdout_has("[one] awk ran as the main process\n");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
 fn a_timed_out_container_step_that_traps_sigterm_is_killed_after_the_grace() {
     let kiln = Kiln::new()
         .pipeline(&pipeline(
@@ -219,7 +355,7 @@ jobs:
       - run: &trap |
           trap 'echo got TERM' TERM
           echo trapping
-          while :; do sleep 1; done
+          while :; do sleep 1 || true; done
   alone:
     image: IMAGE
     timeout: 3s
@@ -227,7 +363,7 @@ jobs:
       - run: *trap
 "#,
         ))
-        .args(["run", "--grace", "1s", "--jobs", "2"]);
+        .args(["run", "--grace", "3s", "--jobs", "2"]);
     let started = Instant::now();
     let out = kiln.run();
     let took = started.elapsed();
@@ -248,7 +384,13 @@ jobs:
             "job result: {summary:?}\n{out}"
         );
     }
-    assert!(took < Duration::from_secs(20), "took {took:?}");
+    // The steps ignore SIGTERM: only the SIGKILL after the grace ends
+    // them, so the run cannot be shorter than timeout + grace.
+    assert!(
+        took >= Duration::from_secs(3 + 3),
+        "took {took:?}: the grace was not waited\n{out}"
+    );
+    assert!(took < Duration::from_secs(25), "took {took:?}");
     assert_eq!(labelled(&kiln), Vec::<String>::new());
 }
 
@@ -291,6 +433,25 @@ fn ctrl_c_during_a_container_job_leaves_no_container_or_network() {
         .args(["run", "--grace", "1s"]);
     let mut child = start_napping(&kiln);
     assert_eq!(labelled(&kiln).len(), 3, "job container, service, network");
+    let running = Command::new("docker")
+        .args(["ps", "-q", "--filter", &state_label(&kiln)])
+        .output()
+        .expect("docker ps");
+    let ids: Vec<String> = String::from_utf8_lossy(&running.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(ids.len(), 2, "job container and service run");
+    let labels = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            r#"{{index .Config.Labels "kiln.run"}} {{index .Config.Labels "kiln.job"}}"#,
+        ])
+        .args(&ids)
+        .output()
+        .expect("docker inspect");
+    assert_eq!(String::from_utf8_lossy(&labels.stdout), "1 nap\n1 nap\n");
     let pid = Pid::from_raw(child.id() as i32).expect("pid");
     kill_process(pid, Signal::INT).expect("SIGINT");
     let status = child.wait().expect("kiln exits");
@@ -307,13 +468,27 @@ fn kill_9_during_a_container_job_then_kiln_gc_removes_everything_labelled() {
     child.wait().expect("kiln is gone");
     let left = labelled(&kiln);
     assert_eq!(left.len(), 3, "a killed kiln cannot clean up: {left:?}");
+    let scratch = scratch_dirs(child.id() as i32);
+    assert_eq!(scratch.len(), 1, "the killed kiln's /kiln scratch is left");
     kiln.run_with(["gc"])
         .code(0)
         .stdout_is("removed 2 containers, 1 network and 0 volumes left by run #1\n");
     assert_eq!(labelled(&kiln), Vec::<String>::new());
+    assert!(!scratch[0].exists(), "gc removes {}", scratch[0].display());
     kiln.run_with(["gc"])
         .code(0)
         .stdout_is("nothing to remove: no containers, networks or volumes of finished runs\n");
+}
+
+/// The scratch directories (step scripts, `/kiln`) of kiln process `pid`.
+fn scratch_dirs(pid: i32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("kiln-docker-{pid}-");
+    std::fs::read_dir("/dev/shm")
+        .expect("/dev/shm")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
 }
 
 #[test]
@@ -380,24 +555,51 @@ jobs:
     resources: { pids: 32 }
     steps:
       - run: |
-          i=0
-          while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done
-          echo "started all 200"
+          mkdir -p /tmp && mkfifo /tmp/tick
+          ( i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; echo "started all 200" ) || echo "the bomb hit the limit"
+          echo > /workspace/bomb-started
+          # Hold the pids (builtins only: no fork is left) until the
+          # neighbour has done its work beside the bomb.
+          n=0
+          until [ -e /workspace/neighbour-done ] || [ $n -ge 60 ]; do
+            read -t 1 x <> /tmp/tick || true
+            n=$((n+1))
+          done
+          exit 1
   hog:
     image: IMAGE
     resources: { memory: 16m }
     steps:
       - run: dd if=/dev/zero of=/dev/null bs=64M count=1
+  neighbour:
+    image: IMAGE
+    timeout: 60s
+    steps:
+      - run: |
+          until [ -e /workspace/bomb-started ]; do sleep 0.1; done
+          sleep 1
+          echo alive > /workspace/neighbour.txt
+          echo "neighbour forks fine during the bomb"
+          touch /workspace/neighbour-done
+  late-host:
+    timeout: 60s
+    steps:
+      - run: |
+          until [ -e bomb-started ]; do sleep 0.1; done
+          sh -c 'echo "host forks fine after the bomb started"'
   bystander:
     steps:
       - run: echo "host is fine"
 "#,
         ))
-        .args(["run", "--jobs", "3"]);
+        .args(["run", "--jobs", "5"]);
     let out = kiln.run();
     out.code(1)
         .stdout_has("[bystander] host is fine\n")
         .stdout_has("can't fork")
+        .stdout_has("[forks] the bomb hit the limit\n")
+        .stdout_has("[neighbour] neighbour forks fine during the bomb\n")
+        .stdout_has("[late-host] host forks fine after the bomb started\n")
         .stdout_has("exit 137")
         .stdout_has("the memory limit");
     assert!(!out.stdout.contains("started all 200"), "{out}");
@@ -411,7 +613,10 @@ jobs:
     };
     assert_eq!(result("forks"), "failed", "{out}");
     assert_eq!(result("hog"), "failed", "{out}");
+    assert_eq!(result("neighbour"), "success", "{out}");
+    assert_eq!(result("late-host"), "success", "{out}");
     assert_eq!(result("bystander"), "success", "{out}");
+    assert_eq!(kiln.read("neighbour.txt"), "alive\n");
     assert_eq!(labelled(&kiln), Vec::<String>::new());
 }
 
@@ -580,5 +785,131 @@ jobs:
         .stdout_has("[locked] root is read-only\n")
         .stdout_has("[locked] tmp is writable\n")
         .stdout_has("[locked] interfaces=lo \n");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn a_bind_of_a_directory_above_the_docker_socket_is_refused_by_validate() {
+    Kiln::new()
+        .pipeline(&pipeline(
+            "jobs:\n  a:\n    image: IMAGE\n    container:\n      volumes: [\"/var/run:/x\"]\n    steps: [run: 'true']\n",
+        ))
+        .args(["validate"])
+        .run()
+        .code(2)
+        .stderr_has("  × kiln never gives a container the Docker socket (`/var/run` contains `/var/run/docker.sock`)\n   ╭─[kiln.yml:5:17]\n")
+        .stderr_has("  help: bind only the directories the job needs (e.g. `./cache:/cache`); a container that reaches the Docker socket controls the host");
+}
+
+#[test]
+fn a_bind_that_reaches_the_docker_socket_through_a_symlink_is_refused_at_run_time() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  parent:
+    image: IMAGE
+    container:
+      volumes: ["./up:/x"]
+    steps:
+      - run: test -e /x/docker.sock && echo "SOCKET" "EXPOSED"
+"#,
+        ))
+        .args(["run"]);
+    // Harmless-looking to `validate`: only the run-time check resolves it.
+    std::os::unix::fs::symlink("/var/run", kiln.path("up")).expect("symlink");
+    kiln.run_with(["validate"]).code(0);
+    let ws = std::fs::canonicalize(kiln.dir()).expect("workspace");
+    kiln.run()
+        .code(1)
+        .stdout_has(&format!(
+            "kiln never gives a container the Docker socket (`{}/./up` is `/run`, which contains `/run/docker.sock`); bind only the directories the job needs",
+            ws.display()
+        ))
+        .never_shows("SOCKET EXPOSED");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+/// A job whose service never becomes healthy (its check fails forever,
+/// and Docker would take ~1000 s to give up).
+const NEVER_HEALTHY: &str = r#"
+jobs:
+  waits:
+    image: IMAGE
+    TIMEOUT
+    services:
+      db:
+        image: IMAGE
+        command: [sleep, "300"]
+        health: { run: 'exit 1', interval: 1s, timeout: 1s, retries: 1000 }
+    steps:
+      - run: echo "never runs"
+"#;
+
+#[test]
+fn a_job_timeout_stops_the_wait_for_a_service_and_removes_it() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(NEVER_HEALTHY).replace("TIMEOUT", "timeout: 3s"))
+        .args(["run"]);
+    let started = Instant::now();
+    let out = kiln.run();
+    let took = started.elapsed();
+    out.code(1).stdout_has(
+        "the job timed out before its containers and services were ready; what was created is removed",
+    );
+    let summary = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("waits "))
+        .unwrap_or_default();
+    assert!(
+        summary.contains("timed out"),
+        "job result: {summary:?}\n{out}"
+    );
+    assert!(!out.stdout.contains("] never runs"), "{out}");
+    assert!(took < Duration::from_secs(20), "took {took:?}\n{out}");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_during_the_wait_for_a_service_cancels_the_run_and_removes_it() {
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(NEVER_HEALTHY).replace("TIMEOUT", ""))
+        .args(["run"]);
+    let mut child = kiln.spawn();
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).expect("read");
+        text
+    });
+    // Wait until the service is there (and so kiln waits for its health).
+    let started = Instant::now();
+    while !kiln.path(".kiln").exists() || !labelled(&kiln).iter().any(|l| l.starts_with("ps ")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no service started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = Pid::from_raw(child.id() as i32).expect("pid");
+    kill_process(pid, Signal::INT).expect("SIGINT");
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if stopped.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("kiln ignored Ctrl-C while waiting for a service");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = reader.join().expect("reader");
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("the run was cancelled before its containers and services were ready"),
+        "{stdout}"
+    );
     assert_eq!(labelled(&kiln), Vec::<String>::new());
 }

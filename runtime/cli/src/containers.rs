@@ -31,26 +31,25 @@ pub(crate) fn owner(store: &Store, run: i64) -> Owner {
 /// Runs that are over: every run the record knows that is not `running`
 /// (opening the store already turned dead `running` runs into
 /// `interrupted`), plus numbers the record does not have. Runs started
-/// after this snapshot (a higher number) are never leftovers.
+/// after this snapshot (a higher number) are never leftovers. Two indexed
+/// lookups: this runs at the start of container runs.
 pub(crate) fn finished_runs(
     store: &Store,
 ) -> Result<impl Fn(i64) -> bool + use<>, kiln_store::StoreError> {
-    let runs = store.list_runs(usize::MAX)?;
-    let newest = runs.iter().map(|r| r.id).max().unwrap_or(0);
-    let live: BTreeSet<i64> = runs
-        .iter()
-        .filter(|r| r.status == RunStatus::Running)
-        .map(|r| r.id)
+    let newest = store.last_run()?.unwrap_or(0);
+    let live: BTreeSet<i64> = store
+        .run_ids_with_status(RunStatus::Running)?
+        .into_iter()
         .collect();
     Ok(move |run: i64| run <= newest && !live.contains(&run))
 }
 
-/// Whether any run of the record died without finishing it.
+/// Whether any run of the record died without finishing it (an indexed
+/// lookup, not a read of the history).
 pub(crate) fn any_crashed(store: &Store) -> Result<bool, kiln_store::StoreError> {
-    Ok(store
-        .list_runs(usize::MAX)?
-        .iter()
-        .any(|r| r.status == RunStatus::Interrupted))
+    Ok(!store
+        .run_ids_with_status(RunStatus::Interrupted)?
+        .is_empty())
 }
 
 /// Whether running `plan` needs Docker at all.

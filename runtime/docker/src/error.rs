@@ -47,6 +47,10 @@ pub enum DockerError {
     /// A setting that cannot be honoured.
     #[error("{0}")]
     Refused(String),
+    /// The job or step was stopped (deadline, Ctrl-C) while kiln waited
+    /// for an image or a service.
+    #[error("stopped while waiting for an image or a service")]
+    Stopped,
     /// A service did not become healthy.
     #[error("{0}")]
     Service(String),

@@ -9,11 +9,12 @@ use kiln_engine::executor::{BoxFuture, OutputSender};
 use kiln_engine::{
     ContainerRequest, Executor, JobRequest, Placement, StepControl, StepExit, StepRequest,
 };
-use kiln_pipeline::ContainerOptions;
+use kiln_pipeline::{ContainerOptions, StepAction};
 
 use crate::engine::{Engine, api};
 use crate::error::{DockerError, Result, one_line};
 use crate::labels::Owner;
+use crate::scratch::Scratch;
 use crate::spec::{self, Mounts};
 use crate::{gc, image, services, step};
 
@@ -56,44 +57,10 @@ struct JobState {
     user: Option<String>,
     network: Option<String>,
     services: Vec<String>,
+    /// Containers of `image:` steps not yet removed: a removal that failed
+    /// when the step ended is retried by cleanup.
+    steps: Vec<String>,
     scratch: Option<Scratch>,
-}
-
-/// A private host directory mounted at `/kiln`: step scripts and
-/// `$KILN_OUTPUT` files. The outer directory is kiln's alone (0700); the
-/// inner one is writable by any container user.
-struct Scratch {
-    _outer: tempfile::TempDir,
-    inner: PathBuf,
-}
-
-impl Scratch {
-    fn new() -> Result<Self> {
-        use std::os::unix::fs::PermissionsExt;
-        // Scripts may hold secrets: memory-backed storage when there is some.
-        let shm = std::path::Path::new("/dev/shm");
-        let root = if rustix::fs::access(shm, rustix::fs::Access::WRITE_OK).is_ok() {
-            shm.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        };
-        let io = |source| DockerError::Io {
-            action: "create a scratch directory in",
-            path: root.clone(),
-            source,
-        };
-        let outer = tempfile::Builder::new()
-            .prefix("kiln-docker-")
-            .tempdir_in(&root)
-            .map_err(io)?;
-        let inner = outer.path().join("k");
-        std::fs::create_dir(&inner).map_err(io)?;
-        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o777)).map_err(io)?;
-        Ok(Self {
-            _outer: outer,
-            inner,
-        })
-    }
 }
 
 /// A step's scratch directory: its own (removed with it) or its job's.
@@ -110,6 +77,7 @@ impl Inner {
 
     async fn prepare_job(&self, request: &JobRequest<'_>) -> Result<()> {
         let job = &request.job.name;
+        let stop = &request.stop;
         self.update(job, |_| {});
         self.engine.client().await?;
         let scratch = Scratch::new()?;
@@ -121,6 +89,15 @@ impl Inner {
             .map_or(&request.job.container, |c| &c.options);
         let mut network = None;
         if !request.services.is_empty() {
+            // Every image first: a pull is the long wait that a stop cuts
+            // short, and nothing is created before they are all there.
+            for service in &request.services {
+                until_stopped(
+                    stop,
+                    image::ensure(&self.engine, &service.image, options.pull),
+                )
+                .await?;
+            }
             let name = services::network(&self.engine, &self.owner, job).await?;
             self.update(job, |s| s.network = Some(name.clone()));
             let mut ids = Vec::new();
@@ -134,53 +111,71 @@ impl Inner {
                 .iter()
                 .zip(&request.services)
                 .map(|(id, service)| services::wait_ready(&self.engine, id, service));
-            futures_util::future::try_join_all(waits).await?;
+            until_stopped(stop, futures_util::future::try_join_all(waits)).await?;
             network = Some(name);
         }
-        // A job of one step has no state to carry between steps: its step
-        // runs as the container's main process, as `docker run` would,
-        // which saves the keeper and the exec (~130 ms here).
-        if let Some(container) = &request.container
-            && request.job.steps.len() == 1
-        {
-            image::ensure(&self.engine, &container.image, container.options.pull).await?;
-            let deferred = ContainerRequest {
-                options: ContainerOptions {
-                    // Pulled (if at all) just above, not again per step.
-                    pull: match container.options.pull {
-                        kiln_pipeline::PullPolicy::Always => kiln_pipeline::PullPolicy::IfMissing,
-                        other => other,
-                    },
-                    ..container.options.clone()
-                },
-                ..container.clone()
-            };
-            self.update(job, |s| s.deferred = Some(deferred));
-        } else if let Some(container) = &request.container {
-            let id = self
-                .create(
-                    job,
-                    "job",
-                    container,
-                    &Mounts {
-                        workspace: &request.workspace,
-                        kiln_dir: &kiln_dir,
-                        network: network.as_deref(),
-                    },
-                    KEEPER.iter().map(|s| (*s).to_owned()).collect(),
-                    None,
-                )
-                .await?;
-            self.update(job, |s| {
-                s.container = Some(id.clone());
-                s.user = container.options.user.clone();
-            });
-            let docker = self.engine.client().await?;
-            docker
-                .start_container(&id, None)
-                .await
-                .map_err(api(format!("start the container of job `{job}`")))?;
+        let Some(container) = &request.container else {
+            return Ok(());
+        };
+        // Steps with an `image:` of their own do not use the job's
+        // container: when none is left to use it, it is neither pulled nor
+        // created.
+        let users = request
+            .job
+            .steps
+            .iter()
+            .filter(|s| s.image.is_none() && matches!(s.action, StepAction::Run { .. }))
+            .count();
+        if users == 0 {
+            return Ok(());
         }
+        until_stopped(
+            stop,
+            image::ensure(&self.engine, &container.image, container.options.pull),
+        )
+        .await?;
+        // Pulled (if at all) just above, not again per container.
+        let pulled = ContainerRequest {
+            options: ContainerOptions {
+                pull: match container.options.pull {
+                    kiln_pipeline::PullPolicy::Always => kiln_pipeline::PullPolicy::IfMissing,
+                    other => other,
+                },
+                ..container.options.clone()
+            },
+            ..container.clone()
+        };
+        // A job whose container serves one step has no state to carry
+        // between steps: that step runs as the container's main process,
+        // as `docker run` would, which saves the keeper and the exec
+        // (~130 ms here).
+        if users == 1 {
+            self.update(job, |s| s.deferred = Some(pulled));
+            return Ok(());
+        }
+        let id = self
+            .create(
+                job,
+                "job",
+                &pulled,
+                &Mounts {
+                    workspace: &request.workspace,
+                    kiln_dir: &kiln_dir,
+                    network: network.as_deref(),
+                },
+                KEEPER.iter().map(|s| (*s).to_owned()).collect(),
+                None,
+            )
+            .await?;
+        self.update(job, |s| {
+            s.container = Some(id.clone());
+            s.user = container.options.user.clone();
+        });
+        let docker = self.engine.client().await?;
+        docker
+            .start_container(&id, None)
+            .await
+            .map_err(api(format!("start the container of job `{job}`")))?;
         Ok(())
     }
 
@@ -230,7 +225,11 @@ impl Inner {
             jobs.remove(job)
         };
         let Some(state) = state else { return };
-        let containers = state.container.iter().chain(&state.services);
+        let containers = state
+            .container
+            .iter()
+            .chain(&state.services)
+            .chain(&state.steps);
         let removals = containers.map(|id| gc::remove_container(&self.engine, id));
         for result in futures_util::future::join_all(removals).await {
             if let Err(e) = result {
@@ -310,20 +309,37 @@ impl Inner {
                     network: network.as_deref(),
                 };
                 let what = format!("step{}", request.step + 1);
+                // A pull can take minutes: a stopped step stops waiting.
+                until_stopped(
+                    &control.stop,
+                    image::ensure(&self.engine, &spec.image, spec.options.pull),
+                )
+                .await?;
+                let pulled = ContainerRequest {
+                    options: ContainerOptions {
+                        pull: kiln_pipeline::PullPolicy::IfMissing,
+                        ..spec.options.clone()
+                    },
+                    ..spec.clone()
+                };
                 let id = self
                     .create(
                         &request.job,
                         &what,
-                        spec,
+                        &pulled,
                         &mounts,
                         prepared.cmd.clone(),
                         Some(&prepared),
                     )
                     .await?;
+                self.update(&request.job, |s| s.steps.push(id.clone()));
                 let exit = step::own_container(&self.engine, &id, output.clone(), &control).await;
                 step::deliver_outputs(&prepared);
-                if let Err(e) = gc::remove_container(&self.engine, &id).await {
-                    tracing::warn!(error = %one_line(&e), "cannot remove a step container");
+                match gc::remove_container(&self.engine, &id).await {
+                    Ok(()) => self.update(&request.job, |s| s.steps.retain(|c| *c != id)),
+                    Err(e) => {
+                        tracing::warn!(error = %one_line(&e), "cannot remove a step container; the job's cleanup retries")
+                    }
                 }
                 exit
             }
@@ -333,6 +349,19 @@ impl Inner {
     fn kiln_dir(&self, job: &str) -> Option<PathBuf> {
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         jobs.get(job)?.scratch.as_ref().map(|s| s.inner.clone())
+    }
+}
+
+/// `work`, unless `stop` is cancelled first: then [`DockerError::Stopped`].
+/// Only for waits whose future may be dropped half-way without leaving
+/// anything untracked (pulls, health polls), never around a create.
+async fn until_stopped<T>(
+    stop: &tokio_util::sync::CancellationToken,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        result = work => result,
+        _ = stop.cancelled() => Err(DockerError::Stopped),
     }
 }
 

@@ -43,6 +43,8 @@ pub(crate) async fn network(engine: &Engine, owner: &Owner, job: &str) -> Result
 }
 
 /// Creates and starts one service on `network`; returns its container id.
+/// Its image must be there already (the caller pulls, so a stop can cut
+/// the pull short).
 pub(crate) async fn start(
     engine: &Engine,
     owner: &Owner,
@@ -52,7 +54,6 @@ pub(crate) async fn start(
     options: &ContainerOptions,
 ) -> Result<String> {
     let docker = engine.client().await?;
-    crate::image::ensure(engine, &service.image, options.pull).await?;
     let mut host = spec::host_config(&ContainerOptions {
         // A service keeps its image's own user and filesystem; only the
         // limits and the hardening carry over.

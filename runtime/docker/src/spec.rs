@@ -2,7 +2,7 @@
 //! container, so every container kiln creates is hardened the same way.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use kiln_pipeline::{ContainerOptions, Network};
@@ -63,8 +63,7 @@ pub(crate) fn step_container(
         format!("{}:{KILN_DIR}", mounts.kiln_dir.display()),
     ];
     for volume in &options.volumes {
-        let path = mounts.workspace.join(&volume.host);
-        refuse_socket(&path)?;
+        let path = refuse_socket(&mounts.workspace.join(&volume.host))?;
         let mode = if volume.read_only { "ro" } else { "rw" };
         binds.push(format!("{}:{}:{mode}", path.display(), volume.container));
     }
@@ -89,27 +88,111 @@ pub(crate) fn step_container(
 /// A create body, wrapped so callers cannot forget the hardening.
 pub(crate) struct ContainerBody(pub ContainerCreateBody);
 
-/// Refuses a bind of the engine's socket, however it is spelled (a
-/// symlink, `/run` vs `/var/run`): the canonical path is compared, and any
-/// Unix socket named like Docker's is refused too.
-fn refuse_socket(path: &Path) -> Result<()> {
+/// Refuses a bind that would expose the engine's socket: the socket itself
+/// or any directory above it (`/run`, `/var/run`, `/`), however it is
+/// spelled (a symlink in the workspace, `..`). The bind's source is
+/// canonicalized and compared with the canonical socket paths (the
+/// standard ones and `DOCKER_HOST`'s); any Unix socket named like Docker's
+/// is refused too. Returns the canonical source, which is what gets
+/// mounted, so a symlink swapped after this check changes nothing.
+fn refuse_socket(path: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::FileTypeExt;
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    let engine = std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|h| h.strip_prefix("unix://").map(std::path::PathBuf::from))
-        .unwrap_or_else(|| "/var/run/docker.sock".into());
-    let engine = std::fs::canonicalize(&engine).unwrap_or(engine);
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| normalize(path));
+    let refuse = |why: String| {
+        Err(DockerError::Refused(format!(
+            "kiln never gives a container the Docker socket (`{}` {why}); bind only the directories the job needs",
+            path.display(),
+        )))
+    };
+    if let Some(socket) = engine_sockets().iter().find(|s| s.starts_with(&canonical)) {
+        let why = if *socket == canonical {
+            format!("is `{}`", socket.display())
+        } else {
+            format!(
+                "is `{}`, which contains `{}`",
+                canonical.display(),
+                socket.display()
+            )
+        };
+        return refuse(why);
+    }
     let is_socket = std::fs::metadata(&canonical).is_ok_and(|m| m.file_type().is_socket());
     let named = canonical
         .file_name()
         .is_some_and(|n| n.to_string_lossy().contains("docker.sock"));
-    if canonical == engine || (is_socket && named) {
-        return Err(DockerError::Refused(format!(
-            "kiln never gives a container the Docker socket (`{}` is `{}`)",
-            path.display(),
-            canonical.display()
-        )));
+    if is_socket && named {
+        return refuse(format!("is the socket `{}`", canonical.display()));
     }
-    Ok(())
+    Ok(canonical)
+}
+
+/// Every path the engine's socket may have: the standard ones and
+/// `DOCKER_HOST`'s, each as written and canonical.
+fn engine_sockets() -> Vec<PathBuf> {
+    let mut written: Vec<PathBuf> = vec!["/var/run/docker.sock".into(), "/run/docker.sock".into()];
+    if let Some(path) = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
+    {
+        written.push(path);
+    }
+    let mut all = Vec::new();
+    for path in written {
+        if let Ok(canonical) = std::fs::canonicalize(&path) {
+            all.push(canonical);
+        }
+        all.push(normalize(&path));
+    }
+    all
+}
+
+/// `.` and `..` removed without touching the file system (for a path that
+/// does not exist yet, which Docker would create).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuse_socket;
+    use std::path::Path;
+
+    #[test]
+    fn the_socket_and_the_directories_above_it_are_refused_however_spelled() {
+        for path in [
+            "/",
+            "/run",
+            "/var/run",
+            "/var/run/",
+            "/var/lib/../run",
+            "/run/docker.sock",
+        ] {
+            let error = refuse_socket(Path::new(path)).expect_err(path).to_string();
+            assert!(
+                error.starts_with(&format!(
+                    "kiln never gives a container the Docker socket (`{path}` is "
+                )),
+                "{error}"
+            );
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let link = dir.path().join("up");
+        std::os::unix::fs::symlink("/var/run", &link).expect("symlink");
+        assert!(refuse_socket(&link).is_err());
+        assert_eq!(
+            refuse_socket(dir.path()).expect("a plain directory is fine"),
+            std::fs::canonicalize(dir.path()).expect("canonical")
+        );
+    }
 }

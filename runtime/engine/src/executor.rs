@@ -97,6 +97,12 @@ pub struct JobRequest<'a> {
     pub container: Option<ContainerRequest>,
     /// The job's services, rendered.
     pub services: Vec<ServiceRequest>,
+    /// Cancelled when the attempt must end before its first step: the
+    /// job's deadline passed or the run is stopping (Ctrl-C, pipeline
+    /// timeout). [`Executor::prepare`] then stops waiting (pulls, health
+    /// checks) and returns promptly, having kept track of what it created:
+    /// [`Executor::cleanup`] follows as always.
+    pub stop: CancellationToken,
 }
 
 impl JobRequest<'_> {
@@ -134,7 +140,9 @@ pub enum StepExit {
 /// that outlives the step.
 pub trait Executor: Send + Sync {
     /// Called once per job attempt before its first step (create a
-    /// container, a network …). The default does nothing.
+    /// container, a network …). It must observe [`JobRequest::stop`]: the
+    /// engine cancels it at the job's deadline or when the run stops, and
+    /// waits for this to return. The default does nothing.
     fn prepare<'a>(&'a self, _job: &'a JobRequest<'a>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
@@ -213,8 +221,15 @@ impl Executor for Routed {
     }
 
     fn cleanup<'a>(&'a self, job: &'a JobRequest<'a>) -> BoxFuture<'a, ()> {
-        match (&self.containers, job.uses_containers()) {
-            (Some(containers), true) => containers.cleanup(job),
+        // A host job's `image:` steps ran in the container backend too: it
+        // removes what their failed removals left.
+        let step_images = job.job.steps.iter().any(|s| s.image.is_some());
+        match &self.containers {
+            Some(containers) if job.uses_containers() => containers.cleanup(job),
+            Some(containers) if step_images => Box::pin(async move {
+                containers.cleanup(job).await;
+                self.host.cleanup(job).await;
+            }),
             _ => self.host.cleanup(job),
         }
     }

@@ -1,6 +1,7 @@
 //! One job: its attempts, retries and the backoff between them (the steps of an attempt are `step.rs`'s).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kiln_pipeline::{Job, JobId, RetryOn};
@@ -98,13 +99,13 @@ async fn run_attempt(shared: &Arc<Shared>, job: &Job, attempt: u32, needs: Value
             };
         }
     };
-    if let Err(message) = shared.executor.prepare(&request).await {
+    if let Err(failure) = prepare(shared, &request, runner.deadline()).await {
         // A prepare that failed half-way (network created, container not)
         // leaves things behind that only cleanup removes; the trait promises
         // cleanup "whatever happened".
         shared.executor.cleanup(&request).await;
         return Attempt {
-            failure: Some((FailureKind::Infrastructure, message)),
+            failure: Some(failure),
             outputs: Vec::new(),
         };
     }
@@ -115,6 +116,47 @@ async fn run_attempt(shared: &Arc<Shared>, job: &Job, attempt: u32, needs: Value
         Some(_) => Vec::new(),
     };
     Attempt { failure, outputs }
+}
+
+/// Runs the executor's `prepare` under the job's deadline and the run's
+/// stop: pulls and service health waits can take minutes, and neither
+/// Ctrl-C nor `timeout:` may wait for them. On either, the request's stop
+/// token is cancelled and `prepare` is awaited until it returns, so it
+/// can account for what it created before `cleanup` runs.
+async fn prepare(
+    shared: &Arc<Shared>,
+    request: &crate::executor::JobRequest<'_>,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<(), (FailureKind, String)> {
+    let mut work = shared.executor.prepare(request);
+    let mut stopped: Option<(FailureKind, &str)> = None;
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = crate::step::sleep_until(deadline), if stopped.is_none() => {
+                stopped = Some((FailureKind::Timeout, "the job timed out"));
+                request.stop.cancel();
+            }
+            _ = shared.stop.cancelled(), if stopped.is_none() => {
+                stopped = Some(if shared.pipeline_timed_out.load(Ordering::SeqCst) {
+                    (FailureKind::Timeout, "the pipeline timed out")
+                } else {
+                    (FailureKind::Cancelled, "the run was cancelled")
+                });
+                request.stop.cancel();
+            }
+        }
+    };
+    match (stopped, result) {
+        (Some((kind, why)), _) => Err((
+            kind,
+            format!(
+                "{why} before its containers and services were ready; what was created is removed"
+            ),
+        )),
+        (None, Err(message)) => Err((FailureKind::Infrastructure, message)),
+        (None, Ok(())) => Ok(()),
+    }
 }
 
 /// What the dispatcher needs to know to run `job`.

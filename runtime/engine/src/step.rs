@@ -121,7 +121,13 @@ impl<'a> StepRunner<'a> {
             workspace: self.shared.options.workspace.clone(),
             container,
             services,
+            stop: CancellationToken::new(),
         })
+    }
+
+    /// When the attempt's time is up (`timeout:` of the job), if ever.
+    pub(crate) fn deadline(&self) -> Option<Deadline> {
+        self.deadline
     }
 
     pub(crate) async fn run_steps(&mut self) -> Option<(FailureKind, String)> {
@@ -722,7 +728,7 @@ pub(crate) fn eval_condition(condition: &Expr, cx: &Context<'_>) -> Result<bool,
         .map_err(|e| format!("cannot evaluate `if: {}`: {e}", condition.text.trim()))
 }
 
-async fn sleep_until(deadline: Option<Deadline>) {
+pub(crate) async fn sleep_until(deadline: Option<Deadline>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,

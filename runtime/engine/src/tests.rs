@@ -20,7 +20,8 @@ use crate::executor::{
 /// Runs steps by their script text:
 /// `ok` exits 0, `exit N` exits N, `infra` cannot run, `hang` runs until
 /// stopped, `nap` sleeps 50 ms; and a job whose first step is named
-/// `fail-prepare` fails in `prepare`. Records every call.
+/// `fail-prepare` fails in `prepare` (`hang-prepare`: waits in it until
+/// told to stop). Records every call.
 #[derive(Default)]
 struct Scripted {
     log: Mutex<Vec<String>>,
@@ -44,7 +45,14 @@ impl Executor for Scripted {
         let job = request.job;
         self.record(format!("prepare {}", job.name));
         let fail = job.steps.first().is_some_and(|s| s.name == "fail-prepare");
+        let hang = job.steps.first().is_some_and(|s| s.name == "hang-prepare");
         Box::pin(async move {
+            if hang {
+                // A health wait that never ends, until the engine stops it.
+                request.stop.cancelled().await;
+                self.record(format!("prepare {} stopped", job.name));
+                return Err("stopped".into());
+            }
             if fail {
                 Err("no network".into())
             } else {
@@ -270,6 +278,22 @@ async fn cleanup_runs_even_when_prepare_fails() {
     let (result, attempts, reason) = done.job("a");
     assert_eq!((result, attempts), (JobResult::Failed, 2));
     assert_eq!(reason.as_deref(), Some("no network"));
+}
+
+#[tokio::test]
+async fn the_job_timeout_stops_prepare_and_cleanup_still_runs() {
+    let done =
+        run("jobs:\n  a:\n    timeout: 100ms\n    steps: [{ name: hang-prepare, run: ok }]\n")
+            .await;
+    assert_eq!(done.log, ["prepare a", "prepare a stopped", "cleanup a"]);
+    let (result, attempts, reason) = done.job("a");
+    assert_eq!((result, attempts), (JobResult::TimedOut, 1));
+    assert_eq!(
+        reason.as_deref(),
+        Some(
+            "the job timed out before its containers and services were ready; what was created is removed"
+        )
+    );
 }
 
 #[tokio::test]

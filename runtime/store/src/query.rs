@@ -106,6 +106,18 @@ impl Store {
         rows.into_iter().collect()
     }
 
+    /// The ids of the runs whose status is `status`, newest first: an
+    /// index lookup, not a read of the whole history.
+    pub fn run_ids_with_status(&self, status: RunStatus) -> Result<Vec<RunId>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM runs WHERE status = ?1 ORDER BY id DESC")
+            .map_err(|e| self.db(e))?;
+        stmt.query_map([status.as_str()], |row| row.get(0))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.db(e))
+    }
+
     /// The newest run's id, if any (for `kiln runs show last`).
     pub fn last_run(&self) -> Result<Option<RunId>> {
         self.conn

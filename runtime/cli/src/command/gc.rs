@@ -11,6 +11,15 @@ use crate::locate;
 
 /// Runs `kiln gc`.
 pub(crate) fn run(state_dir: Option<&Path>) -> Result<u8, CliError> {
+    // Scratch directories of killed kiln processes hold step scripts,
+    // which may contain secrets; they are not tied to a project.
+    let scratch = kiln_docker::sweep_scratch();
+    if scratch > 0 {
+        tracing::info!(
+            scratch,
+            "removed scratch directories of killed kiln processes"
+        );
+    }
     let located = match state_dir {
         Some(_) => None,
         None => locate::pipeline(None).ok(),

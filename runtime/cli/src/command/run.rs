@@ -72,8 +72,13 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
     // Only a crashed run (its record `interrupted`) can leave containers
     // behind: a run that ended removed its own, so the sweep is skipped
     // when there is none.
-    let crashed =
-        crate::containers::uses_containers(&plan) && crate::containers::any_crashed(&store)?;
+    let uses_containers = crate::containers::uses_containers(&plan);
+    if uses_containers {
+        // What a killed kiln left in /dev/shm (step scripts, maybe with
+        // secrets): a directory listing, cheap enough for every run.
+        kiln_docker::sweep_scratch();
+    }
+    let crashed = uses_containers && crate::containers::any_crashed(&store)?;
     let containers = crashed
         .then(|| {
             let finished = crate::containers::finished_runs(&store)?;

@@ -27,10 +27,37 @@ const MEMORY_RANGE: (u64, u64) = (6 << 20, 256 << 30);
 const PIDS_RANGE: (i64, i64) = (16, 1 << 20);
 const CPUS_RANGE: (f64, f64) = (0.01, 512.0);
 
-/// The Docker engine's socket: a container that can reach it owns the host.
-fn is_docker_socket(path: &str) -> bool {
+/// Where Docker's engine socket lives on a standard install: `/var/run` is
+/// a symlink to `/run` on most systems, so both spellings are listed.
+const DOCKER_SOCKETS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
+
+/// The socket a bind of `path` would expose, if any: `path` names the
+/// Docker socket or one of the directories above it (`/var/run`, `/run`,
+/// `/`), through which a container reaches the socket all the same.
+/// Relative paths (inside the workspace) are checked again at run time,
+/// where symlinks and `DOCKER_HOST` are resolved.
+fn exposed_socket(path: &str) -> Option<String> {
     let trimmed = path.trim_end_matches('/');
-    trimmed.ends_with("/docker.sock") || trimmed == "docker.sock"
+    if trimmed.ends_with("/docker.sock") || trimmed == "docker.sock" {
+        return Some(path.to_owned());
+    }
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut normal = std::path::PathBuf::from("/");
+    for part in std::path::Path::new(path).components() {
+        match part {
+            std::path::Component::Normal(p) => normal.push(p),
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            _ => {}
+        }
+    }
+    DOCKER_SOCKETS
+        .iter()
+        .find(|socket| std::path::Path::new(socket).starts_with(&normal))
+        .map(|socket| (*socket).to_owned())
 }
 
 impl Decoder {
@@ -165,14 +192,23 @@ impl Decoder {
                 return None;
             }
         };
-        if is_docker_socket(host) || is_docker_socket(container) {
+        let exposed = exposed_socket(host).or_else(|| {
+            let c = container.trim_end_matches('/');
+            (c.ends_with("/docker.sock") || c == "docker.sock").then(|| container.to_owned())
+        });
+        if let Some(socket) = exposed {
+            let what = if socket == host || socket == container {
+                format!("`{socket}`")
+            } else {
+                format!("`{host}` contains `{socket}`")
+            };
             self.push(
                 Diagnostic::error(
                     "forbidden",
                     t.span,
-                    format!("kiln never gives a container the Docker socket (`{host}`)"),
+                    format!("kiln never gives a container the Docker socket ({what})"),
                 )
-                .with_help("a container with the Docker socket controls the host; build images outside the pipeline or with a rootless builder"),
+                .with_help("bind only the directories the job needs (e.g. `./cache:/cache`); a container that reaches the Docker socket controls the host, so build images outside the pipeline or with a rootless builder"),
             );
             return None;
         }
@@ -465,7 +501,39 @@ fn is_host_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_host_name, parse_memory};
+    use super::{exposed_socket, is_host_name, parse_memory};
+
+    #[test]
+    fn the_socket_and_every_directory_above_it_are_refused() {
+        for path in [
+            "/",
+            "/var",
+            "/var/run",
+            "/var/run/",
+            "/run",
+            "//run/",
+            "/var/lib/../run",
+            "/run/docker.sock",
+            "/srv/docker.sock",
+            "docker.sock",
+        ] {
+            assert!(exposed_socket(path).is_some(), "{path} must be refused");
+        }
+        assert_eq!(
+            exposed_socket("/var/run").as_deref(),
+            Some("/var/run/docker.sock")
+        );
+        for path in [
+            "/var/lib",
+            "/run/user/1000",
+            "/srv/data",
+            "./cache",
+            "data",
+            "/running",
+        ] {
+            assert_eq!(exposed_socket(path), None, "{path} is harmless");
+        }
+    }
 
     #[test]
     fn memory_sizes() {
