@@ -90,6 +90,22 @@ pub struct Job {
     pub span: Span,
 }
 
+impl Job {
+    /// Whether the job may leave artifacts for the jobs that need it: it has
+    /// `artifacts:`, an `artifact` step, or a `uses:` step (a plugin may
+    /// `put` artifacts). A job that needs only jobs for which this is false
+    /// has nothing to download, so the runner need not open the store.
+    pub fn may_upload_artifacts(&self) -> bool {
+        !self.artifacts.is_empty()
+            || self.steps.iter().any(|step| {
+                matches!(
+                    step.action,
+                    StepAction::UploadArtifact { .. } | StepAction::Uses { .. }
+                )
+            })
+    }
+}
+
 /// One entry of a job's `artifacts:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactSpec {

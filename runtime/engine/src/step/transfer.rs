@@ -53,10 +53,20 @@ impl StepRunner<'_> {
             .steps
             .iter()
             .any(|s| matches!(s.action, StepAction::DownloadArtifact { .. }));
+        // Implicit downloads skip the store when no needed job can have
+        // uploaded anything: opening it costs more than a no-op job.
+        let jobs = &self.shared.plan.jobs;
         let wants_download = !self.job.needs.is_empty()
             && match &self.job.download {
                 Some(names) => !names.is_empty(),
-                None => !seed_downloads,
+                None => {
+                    !seed_downloads
+                        && self
+                            .job
+                            .needs
+                            .iter()
+                            .any(|need| jobs[need.0].may_upload_artifacts())
+                }
             };
         if wants_download {
             // Implicit downloads need a store only if there is one to ask.

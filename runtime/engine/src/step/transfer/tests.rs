@@ -237,3 +237,27 @@ async fn without_a_store_a_job_that_needs_one_fails_saying_so() {
         Some("job `a` uses `artifacts:`, but this run has no artifact store")
     );
 }
+
+#[tokio::test]
+async fn implicit_downloads_ask_the_store_only_when_a_needed_job_can_have_uploaded() {
+    let (result, log, _) = run("jobs:
+  plain:
+    steps: [{run: ok}]
+  uploads:
+    artifacts: { app: app }
+    steps: [{run: ok}]
+  after-plain:
+    needs: [plain]
+    steps: [{run: ok}]
+  after-both:
+    needs: [plain, uploads]
+    steps: [{run: ok}]
+")
+    .await;
+    assert_eq!(result, RunResult::Success);
+    let downloads: Vec<&String> = log.iter().filter(|l| l.starts_with("download")).collect();
+    assert_eq!(
+        downloads,
+        ["download after-both from [\"plain\", \"uploads\"] names None"]
+    );
+}
