@@ -69,7 +69,7 @@ impl Inspector for WasmHost {
                 line.push_str(" (required)");
             }
             if let Some(default) = &input.default {
-                line.push_str(&format!(" (default `{default}`)"));
+                line.push_str(&format!(" (default `{}`)", kiln_wasm::printable(default)));
             }
             metadata.push(("input".to_owned(), line));
         }
