@@ -610,8 +610,7 @@ fn metadata_is_bounded_and_printed_inert() {
     ]);
     kiln.run_with(["plugin", "inspect", "./bloated.wasm"])
         .code(2)
-        .stderr_has("`./bloated.wasm` cannot be loaded: ")
-        .stderr_has("has unusable metadata: `metadata()` returned a list of 300 entries, where at most 256 are allowed\n");
+        .stderr_has("`./bloated.wasm` cannot be loaded: plugin `./bloated.wasm` has unusable metadata: `metadata()` returned a list of 300 entries, where at most 256 are allowed\n");
     let out = kiln.run_with(["plugin", "inspect", "./hostile.wasm"]);
     out.code(0)
         .stdout_has("misbehaves on purpose\\u{1b}]0;pwned\\u{7}\\u{d}gone")
