@@ -632,3 +632,17 @@ fn a_late_plugin_with_an_unknown_import_fails_only_its_step() {
         .stdout_has("[other] fine\n")
         .stdout_has("✓ other succeeded");
 }
+
+/// A plugin asleep in `metadata()` (a host call) fails its load at the
+/// documented 5 s limit instead of hanging `inspect`, `validate` or `run`.
+#[test]
+fn a_plugin_asleep_in_metadata_fails_to_load_at_the_limit() {
+    let kiln = with_plugins(&[("drowsy.wasm", plugins::DROWSY)]);
+    let started = std::time::Instant::now();
+    kiln.run_with(["plugin", "inspect", "./drowsy.wasm"])
+        .code(2)
+        .stderr_has("`./drowsy.wasm` cannot be loaded: plugin `./drowsy.wasm` failed while loading its metadata: `metadata()` did not return within 5 s\n");
+    // The bound is the point: the limit, not an hour (generous).
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+}

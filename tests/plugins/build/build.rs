@@ -16,6 +16,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("needy-health", "NEEDY_HEALTH"),
     ("all-at-once", "ALL_AT_ONCE"),
     ("bloated", "BLOATED"),
+    ("drowsy", "DROWSY"),
 ];
 
 fn main() {
