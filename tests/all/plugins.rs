@@ -2,13 +2,12 @@
 //! a real OCI registry on loopback (`docker-registry`), a loopback HTTP
 //! server for `http://…#sha256=` references, and local files.
 //!
-//! The components are the smallest valid ones (the 8-byte component
-//! preamble): pulling, pinning and verifying never look inside. Running a
-//! pulled plugin needs the wasm host: that test is ignored until the merge.
-//! The `uses:` steps carry `continue-on-error: true`, so the runs here
-//! succeed both before the host exists (the step fails: no runtime) and
-//! after (an empty component fails to instantiate); what they assert is
-//! what happened to the lockfile and the store.
+//! The components are the test suite's no-op action (and a copy with a
+//! custom section appended, for a second digest): real components, so
+//! every reference pulled or pinned here is also loaded and checked
+//! before a run, and runs. The `uses:` steps carry `continue-on-error:
+//! true` so a case asserts what happened to the lockfile and the store.
+//! The bundled `kiln/render` runs here end to end too.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -529,4 +528,63 @@ fn an_unreachable_source_names_the_url_and_the_cause() {
         .code(2)
         .stderr_has("plugin-unresolved")
         .stderr_has("cannot fetch `http://127.0.0.1:1/a.wasm`: ");
+}
+
+/// `kiln/render@1` through the host, from a pipeline: renders a template
+/// from the workspace into a file and returns its path and size.
+#[test]
+fn bundled_render_writes_a_file_from_a_template_and_returns_its_path() {
+    let kiln = Kiln::new();
+    let home = kiln.path("home");
+    let kiln = kiln
+        .env("KILN_HOME", home.to_str().expect("utf-8"))
+        .file("greeting.tmpl", "hello, {{ who }} from {{ place }}\n")
+        .pipeline(
+            "jobs:\n  render:\n    steps:\n      - id: r\n        uses: kiln/render@1\n        with:\n          \
+             template: greeting.tmpl\n          output: out/greeting.txt\n          vars: \"who=world\\nplace=kiln\"\n        \
+             permissions: { fs: write }\n      - run: echo \"wrote ${{ steps.r.outputs.path }} (${{ steps.r.outputs.bytes }} bytes)\"\n",
+        );
+    kiln.run_with(["run"])
+        .code(0)
+        .stdout_has("[render] rendered greeting.tmpl → out/greeting.txt (23 bytes)\n")
+        .stdout_has("[render] wrote out/greeting.txt (23 bytes)\n");
+    assert_eq!(kiln.read("out/greeting.txt"), "hello, world from kiln\n");
+}
+
+/// The echo action: it declares capabilities (workspace writes, a secret,
+/// an env variable) for validate to check.
+fn echo() -> &'static [u8] {
+    static ECHO: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    ECHO.get_or_init(|| std::fs::read(kiln_test_plugins::ECHO).expect("read the echo plugin"))
+}
+
+/// A remote plugin pinned in kiln.lock and held by the plugin store is
+/// checked by `validate` like a local one, without the network (the
+/// server is gone by then).
+#[test]
+fn validate_checks_a_pinned_stored_remote_plugin_offline() {
+    let (base, server) = serve_once(echo());
+    let url = format!("{base}/echo.wasm#sha256={}", sha(echo()));
+    let kiln = Kiln::new();
+    let home = kiln.path("home");
+    let kiln = kiln
+        .env("KILN_HOME", home.to_str().expect("utf-8"))
+        .pipeline(&format!(
+            "jobs:\n  a:\n    steps:\n      - uses: {url}\n        with: {{ message: hi }}\n"
+        ));
+    kiln.run_with(["plugin", "install", &url])
+        .code(0)
+        .stdout_has("pinned in kiln.lock\n");
+    server.join().expect("server");
+    for args in [&["validate"][..], &["validate", "--locked"][..]] {
+        kiln.run_with(args)
+            .code(2)
+            .stderr_has("ungranted-capability")
+            .stderr_has(&format!(
+                "plugin `{url}` needs write access to the workspace, which this step does not grant"
+            ))
+            .stderr_has(&format!(
+                "plugin `{url}` needs the secret `TOKEN`, which this step does not grant"
+            ));
+    }
 }

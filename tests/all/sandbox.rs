@@ -201,12 +201,10 @@ fn a_network_grant_allows_exactly_its_address() {
     assert_eq!(accept.join().unwrap(), "hello from the plugin\n");
 }
 
-#[test]
-fn a_stdout_flood_is_truncated_and_the_runner_stays_small() {
-    let kiln = with_plugins(&[("hostile.wasm", plugins::HOSTILE)]).pipeline(
-        "jobs:\n  flood:\n    steps:\n      - uses: ./hostile.wasm\n        with: { mode: flood }\n  \
-         calm:\n    steps:\n      - run: echo calm\n",
-    );
+/// Runs `kiln run` on `yaml` and samples the runner's peak RSS (`VmHWM`)
+/// while it runs: (exit code, stdout, peak KiB).
+fn run_sampling_peak_rss(yaml: &str) -> (Option<i32>, String, u64) {
+    let kiln = with_plugins(&[("hostile.wasm", plugins::HOSTILE)]).pipeline(yaml);
     let mut child = kiln
         .command(["run"])
         .stdout(std::process::Stdio::piped())
@@ -232,16 +230,32 @@ fn a_stdout_flood_is_truncated_and_the_runner_stays_small() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let status = child.wait().unwrap();
-    let text = reader.join().unwrap();
-    assert_eq!(status.code(), Some(1), "{text}");
+    (status.code(), reader.join().unwrap(), peak_kib)
+}
+
+#[test]
+fn a_stdout_flood_is_truncated_and_the_runner_stays_small() {
+    let calm = "  calm:\n    steps:\n      - run: echo calm\n";
+    // The baseline: the same plugin and pipeline, quiet for a second (long
+    // enough for the sampler to see the plugin loaded and running).
+    let (code, text, baseline_kib) = run_sampling_peak_rss(&format!(
+        "jobs:\n  flood:\n    steps:\n      - uses: ./hostile.wasm\n        with: {{ mode: sleep, target: \"1000\" }}\n{calm}"
+    ));
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text, peak_kib) = run_sampling_peak_rss(&format!(
+        "jobs:\n  flood:\n    steps:\n      - uses: ./hostile.wasm\n        with: {{ mode: flood }}\n{calm}"
+    ));
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("[flood] [kiln: stdout truncated: the plugin wrote more than 1048576 bytes; the rest is discarded]\n"));
     assert!(text.contains("[flood] kiln: plugin `./hostile.wasm` wrote more than 1048576 bytes to stdout; the rest was discarded\n"));
     assert!(text.contains("[calm] calm\n"));
     assert!(text.len() < 3 << 20, "{} bytes of output", text.len());
-    // 1 GiB went through; the runner's peak RSS stays far below it.
+    // 1 GiB went through; the runner grew by little more than the 1 MiB
+    // it kept (the guest's own 1 MiB buffer, the output in flight).
+    assert!(baseline_kib > 0, "no baseline sampled");
     assert!(
-        peak_kib > 0 && peak_kib < 200 * 1024,
-        "peak RSS {peak_kib} KiB"
+        peak_kib <= baseline_kib + 32 * 1024,
+        "peak RSS {peak_kib} KiB, quiet baseline {baseline_kib} KiB"
     );
 }
 
@@ -471,4 +485,164 @@ fn ctrl_c_stops_a_spinning_plugin() {
         "{rest}"
     );
     assert!(rest.contains("run 1 was cancelled in "), "{rest}");
+}
+
+/// A plugin asleep in a host call (`std::thread::sleep`: a WASI clock
+/// subscription) never reaches the epoch callback; its step is still
+/// stopped at its timeout, and the other job runs on.
+#[test]
+fn a_plugin_asleep_in_a_host_call_is_stopped_at_its_timeout() {
+    let kiln = with_plugins(&[("hostile.wasm", plugins::HOSTILE)]).pipeline(
+        "jobs:\n  nap:\n    steps:\n      - uses: ./hostile.wasm\n        timeout: 1s\n        with: { mode: sleep, target: \"3600000\" }\n  \
+         other:\n    steps:\n      - run: sleep 2 && echo still here\n",
+    );
+    kiln.run_with(["run"])
+        .code(1)
+        .stdout_has("[nap] kiln: step timed out; the plugin was stopped\n")
+        .stdout_has("[other] still here\n")
+        .stdout_has("✓ other succeeded");
+    let events = kiln
+        .run_with(["run", "--json", "--job", "nap"])
+        .json_lines();
+    let finished = events
+        .iter()
+        .find(|e| e["type"] == "step_finished" && e["step"] == 0)
+        .expect("step_finished");
+    assert_eq!(finished["result"], "timed_out");
+    // The bound is the point: stopped at the timeout, not after an hour
+    // (generous for a loaded machine).
+    let ms = finished["duration"].as_u64().unwrap();
+    assert!(ms < 10_000, "stopped after {ms} ms");
+}
+
+/// Ctrl-C ends a run whose plugin sleeps in a host call, promptly.
+#[test]
+fn ctrl_c_stops_a_sleeping_plugin() {
+    use std::io::{BufRead, BufReader};
+    let kiln = with_plugins(&[("hostile.wasm", plugins::HOSTILE)])
+        .pipeline("jobs:\n  nap:\n    steps:\n      - uses: ./hostile.wasm\n        with: { mode: sleep, target: \"3600000\" }\n")
+        .args(["run"]);
+    let mut child = kiln.spawn();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("▸ ./hostile.wasm") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "kiln closed stdout early"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let interrupted = std::time::Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let took = interrupted.elapsed();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(
+        rest.contains("[nap] kiln: step was cancelled; the plugin was stopped\n"),
+        "{rest}"
+    );
+    assert!(rest.contains("run 1 was cancelled in "), "{rest}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+}
+
+/// `host.secret` finds a granted secret whatever the case of the name the
+/// plugin asks for, as the grant and `validate` match it.
+#[test]
+fn host_secret_names_are_case_insensitive() {
+    with_plugins(&[("hostile.wasm", plugins::HOSTILE)])
+        .pipeline(
+            "jobs:\n  lower:\n    steps:\n      - id: s\n        uses: ./hostile.wasm\n        with: { mode: secret, target: token }\n        \
+             permissions: { secrets: [TOKEN] }\n      - run: echo \"lower -> ${{ steps.s.outputs.result }}\"\n",
+        )
+        .run_with(["run", "--secret", "TOKEN=s3cr3t-value"])
+        .code(0)
+        .stdout_has("[lower] lower -> got secret token = ***\n")
+        .never_shows("s3cr3t-value");
+}
+
+/// What a plugin hands the host is bounded: too many or too large outputs
+/// fail the step, long messages are cut with a marker.
+#[test]
+fn outputs_errors_and_log_lines_from_a_plugin_are_bounded() {
+    let step = |name: &str, with: &str| {
+        format!("  {name}:\n    steps:\n      - uses: ./hostile.wasm\n        with: {with}\n")
+    };
+    let yaml = format!(
+        "jobs:\n{}{}{}{}",
+        step("count", "{ mode: outputs, target: count }"),
+        step("bytes", "{ mode: outputs, target: bytes }"),
+        step("bigerr", "{ mode: big-error }"),
+        step("biglog", "{ mode: big-log }"),
+    );
+    let out = with_plugins(&[("hostile.wasm", plugins::HOSTILE)])
+        .pipeline(&yaml)
+        .run_with(["run"]);
+    out.code(1)
+        .stdout_has("[count] kiln: plugin `./hostile.wasm` returned too much: it returned 5000 outputs; at most 1000 are allowed; write large values to a file or an artifact instead\n")
+        .stdout_has("[bytes] kiln: plugin `./hostile.wasm` returned too much: its outputs are 2097168 bytes together; at most 1048576 are allowed; write large values to a file or an artifact instead\n")
+        .stdout_has("eeee… [kiln: truncated, 983047 more bytes]\n")
+        .stdout_has("llll… [kiln: truncated, 983043 more bytes]\n")
+        .stdout_has("✓ biglog succeeded")
+        .never_shows("eend")
+        .never_shows("lend");
+    let error = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("[bigerr] kiln: plugin `./hostile.wasm` failed: "))
+        .expect("the cut error");
+    assert!(error.len() < 70 << 10, "{} bytes", error.len());
+}
+
+/// Metadata past the limits fails the load with the limit; text a plugin
+/// chose is printed inert (no terminal escapes).
+#[test]
+fn metadata_is_bounded_and_printed_inert() {
+    let kiln = with_plugins(&[
+        ("hostile.wasm", plugins::HOSTILE),
+        ("bloated.wasm", plugins::BLOATED),
+    ]);
+    kiln.run_with(["plugin", "inspect", "./bloated.wasm"])
+        .code(2)
+        .stderr_has("`./bloated.wasm` cannot be loaded: plugin `./bloated.wasm` has unusable metadata: `metadata()` returned a list of 300 entries, where at most 256 are allowed\n");
+    let out = kiln.run_with(["plugin", "inspect", "./hostile.wasm"]);
+    out.code(0)
+        .stdout_has("misbehaves on purpose\\u{1b}]0;pwned\\u{7}\\u{d}gone")
+        .never_shows("\x1b");
+}
+
+/// A component an earlier job produces that imports what kiln does not
+/// provide fails its own step when it runs; the other jobs go on.
+#[test]
+fn a_late_plugin_with_an_unknown_import_fails_only_its_step() {
+    let kiln = with_plugins(&[("staging/evil.wasm", plugins::UNKNOWN_IMPORT)]).pipeline(
+        "jobs:\n  build:\n    steps:\n      - run: mkdir -p out && cp staging/evil.wasm out/evil.wasm\n  \
+         use:\n    needs: [build]\n    steps:\n      - uses: ./out/evil.wasm\n  \
+         other:\n    needs: [build]\n    steps:\n      - run: sleep 1 && echo fine\n",
+    );
+    kiln.run_with(["run"])
+        .code(1)
+        .stdout_has("[use] kiln: plugin `./out/evil.wasm` imports `kiln:evil/exfil`, which kiln does not provide; plugins may import `kiln:plugin/host`, `kiln:plugin/artifacts` and WASI 0.2\n")
+        .stdout_has("[other] fine\n")
+        .stdout_has("✓ other succeeded");
+}
+
+/// A plugin asleep in `metadata()` (a host call) fails its load at the
+/// documented 5 s limit instead of hanging `inspect`, `validate` or `run`.
+#[test]
+fn a_plugin_asleep_in_metadata_fails_to_load_at_the_limit() {
+    let kiln = with_plugins(&[("drowsy.wasm", plugins::DROWSY)]);
+    let started = std::time::Instant::now();
+    kiln.run_with(["plugin", "inspect", "./drowsy.wasm"])
+        .code(2)
+        .stderr_has("`./drowsy.wasm` cannot be loaded: plugin `./drowsy.wasm` failed while loading its metadata: `metadata()` did not return within 5 s\n");
+    // The bound is the point: the limit, not an hour (generous).
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
 }

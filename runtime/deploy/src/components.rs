@@ -151,25 +151,53 @@ impl Strategy for WasmStrategy {
     fn next(&mut self, state: &c::RolloutState) -> Result<c::NextStep, String> {
         let state = to_wit(state);
         let (runtime, plugin) = (&self.runtime, &self.plugin);
-        let step =
-            on_own_thread(|| plugin.next(runtime, &state))?.map_err(|e| e.with_causes())??;
-        Ok(c::NextStep {
-            memo: step.memo,
-            decision: match step.decision {
-                w::Decision::Scale(to) => c::Decision::Scale(c::ScaleTo {
-                    version: to.version,
-                    replicas: to.replicas,
-                }),
-                w::Decision::SetWeight(p) => c::Decision::SetWeight(p),
-                w::Decision::CheckHealth => c::Decision::CheckHealth,
-                w::Decision::Wait(ms) => c::Decision::Wait(ms),
-                w::Decision::AwaitApproval(gate) => c::Decision::AwaitApproval(gate),
-                w::Decision::Promote => c::Decision::Promote,
-                w::Decision::Rollback(why) => c::Decision::Rollback(why),
-                w::Decision::Done => c::Decision::Done,
-            },
+        from_wit_step(on_own_thread(|| plugin.next(runtime, &state))?)
+    }
+
+    /// `next` on a blocking-pool thread with a runtime of its own: the
+    /// guest computes between epoch ticks, which on the engine's single
+    /// thread would stall every other job's output and timers meanwhile.
+    fn decide<'a>(
+        &'a mut self,
+        state: &'a c::RolloutState,
+    ) -> BoxFuture<'a, Result<c::NextStep, String>> {
+        let state = to_wit(state);
+        let (runtime, plugin) = (self.runtime.clone(), self.plugin.clone());
+        Box::pin(async move {
+            let decided = tokio::task::spawn_blocking(move || {
+                let local = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+                Ok::<_, String>(local.block_on(plugin.next(&runtime, &state)))
+            })
+            .await
+            .map_err(|_| "the strategy's thread panicked".to_owned())??;
+            from_wit_step(decided)
         })
     }
+}
+
+type Decided = Result<Result<w::NextStep, String>, kiln_wasm::WasmError>;
+
+fn from_wit_step(decided: Decided) -> Result<c::NextStep, String> {
+    let step = decided.map_err(|e| e.with_causes())??;
+    Ok(c::NextStep {
+        memo: step.memo,
+        decision: match step.decision {
+            w::Decision::Scale(to) => c::Decision::Scale(c::ScaleTo {
+                version: to.version,
+                replicas: to.replicas,
+            }),
+            w::Decision::SetWeight(p) => c::Decision::SetWeight(p),
+            w::Decision::CheckHealth => c::Decision::CheckHealth,
+            w::Decision::Wait(ms) => c::Decision::Wait(ms),
+            w::Decision::AwaitApproval(gate) => c::Decision::AwaitApproval(gate),
+            w::Decision::Promote => c::Decision::Promote,
+            w::Decision::Rollback(why) => c::Decision::Rollback(why),
+            w::Decision::Done => c::Decision::Done,
+        },
+    })
 }
 
 fn metadata(plugin: &Plugin) -> c::Metadata {
@@ -316,6 +344,58 @@ mod tests {
             params,
             memo: String::new(),
         }
+    }
+
+    /// A strategy asleep in `next()` (a host call, which the epoch
+    /// deadline never sees) is cut at its time limit, and meanwhile the
+    /// controller's single-thread runtime keeps running its other tasks.
+    #[test]
+    fn a_sleeping_strategy_leaves_the_runtime_free_and_is_cut_at_its_limit() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::time::Duration;
+        let limits = kiln_wasm::Limits {
+            metadata_timeout: Duration::from_secs(2),
+            ..kiln_wasm::Limits::default()
+        };
+        let runtime = Runtime::new(None, limits).expect("engine");
+        let bytes = std::fs::read(kiln_test_plugins::ALL_AT_ONCE).expect("test plugin");
+        let digest = kiln_wasm::sha256(&bytes);
+        let plugin = on_own_thread(|| runtime.load("./all-at-once.wasm", &bytes, &digest))
+            .expect("thread")
+            .expect("loads");
+        let mut strategy = WasmStrategy::new(Arc::new(runtime), plugin);
+        let local = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        local.block_on(async {
+            let ticks = Arc::new(AtomicU32::new(0));
+            let ticker = tokio::spawn({
+                let ticks = ticks.clone();
+                async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        ticks.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            let state = c::RolloutState {
+                memo: "probe-sleep".into(),
+                ..first_rollout(Vec::new())
+            };
+            let started = Instant::now();
+            let refused = strategy.decide(&state).await.expect_err("cut off");
+            assert_eq!(
+                refused,
+                "plugin `./all-at-once.wasm` failed while deciding the next step: `next()` did not return within 2 s"
+            );
+            // Generous bounds: the point is "cut off, not an hour".
+            assert!(started.elapsed() < Duration::from_secs(30));
+            // 2 s of 50 ms ticks is 40; blocked, it would be 0.
+            let ticked = ticks.load(Ordering::Relaxed);
+            assert!(ticked >= 10, "the runtime ticked {ticked} times");
+            ticker.abort();
+        });
     }
 
     #[test]

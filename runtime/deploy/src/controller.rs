@@ -337,7 +337,7 @@ impl<'c, 'a> Rollout<'c, 'a> {
             }
             let state = self.state().await?;
             self.record("observation", json!(&state))?;
-            let step = match strategy.next(&state) {
+            let step = match strategy.decide(&state).await {
                 Ok(step) => step,
                 Err(message) => {
                     self.record("refused", json!({ "strategy-error": &message }))?;

@@ -21,6 +21,18 @@ pub trait Strategy: Send {
     /// The next effect (`next(state)`). An `Err` is a bad parameter or a
     /// strategy failure; the controller rolls back with its message.
     fn next(&mut self, state: &RolloutState) -> Result<NextStep, String>;
+
+    /// [`Strategy::next`] for a caller on an async runtime (the rollout
+    /// controller, which shares the engine's one thread with every other
+    /// job): a strategy whose `next` takes time runs it off that thread.
+    /// The default calls `next` in place, right for in-process strategies.
+    fn decide<'a>(
+        &'a mut self,
+        state: &'a RolloutState,
+    ) -> BoxFuture<'a, Result<NextStep, String>> {
+        let step = self.next(state);
+        Box::pin(std::future::ready(step))
+    }
 }
 
 /// `world health-check`: checks one instance once.

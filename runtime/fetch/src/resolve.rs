@@ -231,6 +231,20 @@ impl<'a> Resolver<'a> {
         Ok((component, change))
     }
 
+    /// The component `lock` pins for `reference`, read from the store
+    /// alone, never the network: `None` when the reference is not pinned,
+    /// the pin is not one [`Resolver::resolve`] would trust without asking
+    /// the source, or its blob is not stored intact. For checks that must
+    /// work offline (`kiln validate`).
+    pub fn pinned_in_store(&self, reference: &Reference, lock: &Lockfile) -> Option<Component> {
+        let pin = lock.get(&reference.to_string())?;
+        let store = self.store?;
+        if !trusts_pin(reference, pin, Mode::Update) || !store.contains(&pin.digest) {
+            return None;
+        }
+        self.stored(reference, pin).ok()
+    }
+
     /// Reads `reference` from its source now, ignoring any lockfile:
     /// checks it is WebAssembly and matches every digest the reference or
     /// the registry names. Remote components are put into the store (not

@@ -10,10 +10,11 @@ use kiln_pipeline::FsAccess;
 use wasmtime::component::ResourceTable;
 
 use crate::artifacts::ArtifactAccess;
-use crate::bindings::v0_1::action::kiln::plugin::action_types::{ActionError, Context};
+use crate::bindings::v0_1::action::kiln::plugin::action_types::Context;
 use crate::bindings::v0_1::types::KeyValue;
+use crate::bounded::{Cut, Outputs, RawActionError, RawRunResult, TooBig};
 use crate::output::Pipe;
-use crate::runtime::{Plugin, Pre, Runtime};
+use crate::runtime::{Plugin, Pre, Runtime, stopped};
 use crate::sandbox::{NetworkGrant, Sandbox, WORKSPACE_GUEST_PATH};
 use crate::state::HostState;
 use crate::trap::{self, Interrupted};
@@ -229,19 +230,37 @@ async fn run(
             // The engine reports the timeout or cancellation itself.
             return ActionExit::Failed(Interrupted.to_string());
         }
+        if let Some(TooBig(why)) = e.downcast_ref::<TooBig>() {
+            return ActionExit::Failed(format!(
+                "plugin `{}` returned too much: {why}; write large values to a file or an artifact instead",
+                plugin.reference
+            ));
+        }
         ActionExit::Failed(format!(
             "plugin `{}` failed: {}",
             plugin.reference,
             trap::explain(&e, runtime.limits.memory)
         ))
     };
-    let instance = match pre.instantiate_async(&mut store).await {
-        Ok(instance) => instance,
-        Err(e) => return explain(e),
+    let call = async {
+        let instance = pre.instance_pre().instantiate_async(&mut store).await?;
+        // Through bounded types rather than the bindings' `call_run`, so
+        // outputs and messages are checked before they are copied.
+        let run = instance.get_typed_func::<(&Context,), (RawRunResult,)>(&mut store, "run")?;
+        let (returned,) = run.call_async(&mut store, (&context,)).await?;
+        Ok::<_, wasmtime::Error>(returned)
     };
-    let result = match instance.call_run(&mut store, &context).await {
-        Ok(result) => result,
-        Err(e) => return explain(e),
+    let stop = (control.stop.clone(), control.kill.clone());
+    let returned = tokio::select! {
+        returned = call => match returned {
+            Ok(returned) => returned,
+            Err(e) => return explain(e),
+        },
+        // Dropping the call ends a guest blocked in a host call, which the
+        // epoch callback never sees.
+        () = stopped(request.deadline, Some(&stop)) => {
+            return ActionExit::Failed(Interrupted.to_string());
+        }
     };
     for pipe in [&stdout, &stderr] {
         if pipe.truncated() {
@@ -253,15 +272,13 @@ async fn run(
             ));
         }
     }
-    match result {
-        Ok(outputs) => {
-            ActionExit::Success(outputs.into_iter().map(|kv| (kv.key, kv.value)).collect())
-        }
-        Err(ActionError::InvalidInput(message)) => ActionExit::Failed(format!(
+    match returned {
+        Ok(Outputs(outputs)) => ActionExit::Success(outputs),
+        Err(RawActionError::InvalidInput(Cut(message))) => ActionExit::Failed(format!(
             "plugin `{}` rejected its inputs: {message}",
             plugin.reference
         )),
-        Err(ActionError::Failed(message)) => {
+        Err(RawActionError::Failed(Cut(message))) => {
             ActionExit::Failed(format!("plugin `{}` failed: {message}", plugin.reference))
         }
     }

@@ -79,6 +79,14 @@ pub enum WasmError {
         /// A one-line summary of the trap (limit, timeout, panic).
         message: String,
     },
+    /// `metadata()` returned more than the host accepts.
+    #[error("plugin `{plugin}` has unusable metadata: {message}")]
+    Metadata {
+        /// The reference as written.
+        plugin: String,
+        /// Which limit it exceeds.
+        message: String,
+    },
     /// The compile cache directory could not be written.
     #[error("cannot write the compiled-code cache `{path}`")]
     Cache {

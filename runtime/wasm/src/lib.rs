@@ -12,6 +12,7 @@
 mod action;
 pub mod artifacts;
 pub mod bindings;
+mod bounded;
 mod cache;
 mod error;
 pub mod health;
@@ -26,6 +27,7 @@ mod trap;
 
 pub use action::{Resolver, WasmActions};
 pub use artifacts::{ArtifactAccess, ArtifactError, NoArtifactStore};
+pub use bounded::printable;
 pub use cache::default_dir as default_cache_dir;
 pub use error::WasmError;
 pub use inspect::{Inspection, inspect};

@@ -59,46 +59,6 @@ pub enum Capability {
     Secret(String),
 }
 
-impl From<wit::Metadata> for Metadata {
-    fn from(m: wit::Metadata) -> Self {
-        Self {
-            name: m.name,
-            version: m.version,
-            description: m.description,
-            inputs: m
-                .inputs
-                .into_iter()
-                .map(|i| InputSpec {
-                    name: i.name,
-                    description: i.description,
-                    required: i.required,
-                    default: i.default,
-                })
-                .collect(),
-            outputs: m
-                .outputs
-                .into_iter()
-                .map(|o| OutputSpec {
-                    name: o.name,
-                    description: o.description,
-                })
-                .collect(),
-            capabilities: m
-                .capabilities
-                .into_iter()
-                .map(|c| match c {
-                    wit::Capability::Fs(access) => Capability::Fs {
-                        write: matches!(access, wit::FsAccess::Write),
-                    },
-                    wit::Capability::Network(what) => Capability::Network(what),
-                    wit::Capability::Env(name) => Capability::Env(name),
-                    wit::Capability::Secret(name) => Capability::Secret(name),
-                })
-                .collect(),
-        }
-    }
-}
-
 /// A capability the plugin declares and the step does not grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ungranted {

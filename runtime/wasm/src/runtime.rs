@@ -17,6 +17,7 @@ use wasmtime::{
 
 use crate::artifacts::{ArtifactAccess, NoArtifactStore};
 use crate::bindings::v0_1;
+use crate::bounded;
 use crate::cache;
 use crate::error::{WasmError, cause};
 use crate::metadata::Metadata;
@@ -324,12 +325,21 @@ impl Runtime {
         let deadline = Instant::now() + self.limits.metadata_timeout;
         let state = self.bare_state();
         let mut store = self.store(state, Some(deadline), None);
+        let late = || {
+            format!(
+                "`metadata()` did not return within {} s",
+                self.limits.metadata_timeout.as_secs()
+            )
+        };
         let trap = |e: wasmtime::Error| {
+            if let Some(bounded::TooBig(what)) = e.downcast_ref::<bounded::TooBig>() {
+                return WasmError::Metadata {
+                    plugin: reference.to_owned(),
+                    message: format!("`metadata()` returned {what}"),
+                };
+            }
             let message = if e.downcast_ref::<Interrupted>().is_some() {
-                format!(
-                    "`metadata()` did not return within {} s",
-                    self.limits.metadata_timeout.as_secs()
-                )
+                late()
             } else {
                 trap::explain(&e, self.limits.memory)
             };
@@ -339,21 +349,30 @@ impl Runtime {
                 message,
             }
         };
-        let metadata = match pre {
-            Pre::Action(pre) => {
-                let instance = pre.instantiate_async(&mut store).await.map_err(trap)?;
-                instance.call_metadata(&mut store).await.map_err(trap)?
-            }
-            Pre::Health(pre) => {
-                let instance = pre.instantiate_async(&mut store).await.map_err(trap)?;
-                instance.call_metadata(&mut store).await.map_err(trap)?
-            }
-            Pre::Strategy(pre) => {
-                let instance = pre.instantiate_async(&mut store).await.map_err(trap)?;
-                instance.call_metadata(&mut store).await.map_err(trap)?
-            }
+        let instance_pre = match pre {
+            Pre::Action(pre) => pre.instance_pre(),
+            Pre::Health(pre) => pre.instance_pre(),
+            Pre::Strategy(pre) => pre.instance_pre(),
         };
-        Ok(metadata.into())
+        let call = async {
+            let instance = instance_pre.instantiate_async(&mut store).await?;
+            // Bounded types rather than the bindings' `call_metadata`: the
+            // lengths are checked before anything is copied.
+            let metadata =
+                instance.get_typed_func::<(), (bounded::RawMetadata,)>(&mut store, "metadata")?;
+            let (raw,) = metadata.call_async(&mut store, ()).await?;
+            Ok::<_, wasmtime::Error>(Metadata::from(raw))
+        };
+        // The epoch deadline stops a guest that computes; one waiting in a
+        // host call (a sleep) is stopped by dropping the call.
+        tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), call)
+            .await
+            .map_err(|_| WasmError::Trap {
+                plugin: reference.to_owned(),
+                doing: "loading its metadata",
+                message: late(),
+            })?
+            .map_err(trap)
     }
 
     /// Store data with nothing granted: no files, network, env or secrets.
@@ -381,7 +400,9 @@ impl Runtime {
     }
 
     /// A store whose guest is interrupted at `deadline` or when `stop` is
-    /// cancelled, and yields to the async runtime every epoch tick.
+    /// cancelled, and yields to the async runtime every epoch tick. That
+    /// stops a guest that computes only: callers also drop the call at the
+    /// same moment (see [`stopped`]), for a guest waiting in a host call.
     pub(crate) fn store(
         &self,
         state: HostState,
@@ -402,6 +423,36 @@ impl Runtime {
             Ok(UpdateDeadline::Yield(1))
         });
         store
+    }
+}
+
+/// Resolves at `deadline` or when `stop` (graceful or hard) is cancelled:
+/// the moment to drop a guest call, which is cancel-safe (the store is
+/// unusable afterwards). A guest blocked in a host call (a sleep, a socket
+/// read) never reaches the epoch callback, so this is what ends it; a
+/// guest has no way to act on a graceful stop, so it ends at once too.
+pub(crate) async fn stopped(
+    deadline: Option<Instant>,
+    stop: Option<&(CancellationToken, CancellationToken)>,
+) {
+    let late = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let cancelled = async {
+        match stop {
+            Some((stop, kill)) => tokio::select! {
+                () = stop.cancelled() => {}
+                () = kill.cancelled() => {}
+            },
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = late => {}
+        () = cancelled => {}
     }
 }
 

@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::artifacts::{ArtifactAccess, ArtifactError};
 use crate::bindings::v0_1::action::kiln::plugin::{action_types, artifacts, host, types};
+use crate::bounded::{MAX_MESSAGE, truncate};
 use crate::output::Pipe;
 
 /// Everything one instance may reach.
@@ -50,17 +51,21 @@ impl host::Host for HostState {
             types::LogLevel::Warn => "warning: ",
             types::LogLevel::Error => "error: ",
         };
+        let message = truncate(&message, MAX_MESSAGE);
         self.write_log(&format!("{prefix}{message}\n"));
     }
 
     fn progress(&mut self, percent: u8, message: String) {
+        let message = truncate(&message, MAX_MESSAGE);
         self.write_log(&format!("progress {}%: {message}\n", percent.min(100)));
     }
 
+    /// Secret names are case-insensitive, as in GitHub Actions and in the
+    /// engine's grant and `validate`'s check.
     fn secret(&mut self, name: String) -> Option<String> {
         self.secrets
             .iter()
-            .find(|(k, _)| *k == name)
+            .find(|(k, _)| k.eq_ignore_ascii_case(&name))
             .map(|(_, v)| v.clone())
     }
 }

@@ -15,6 +15,7 @@ use crate::bindings::v0_1::strategy::kiln::plugin::strategy_types;
 use crate::error::WasmError;
 use crate::output::Captured;
 use crate::runtime::{Plugin, Pre, Runtime, World};
+use crate::trap::Interrupted;
 
 pub use crate::bindings::v0_1::health::kiln::plugin::health_types::{
     HealthReport, HealthStatus, Metric,
@@ -57,10 +58,21 @@ impl Plugin {
         let decided = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_next(&mut store, &state).await
-        }
-        .await;
+        };
+        // The epoch deadline stops a guest that computes; one waiting in a
+        // host call (a sleep) is stopped by dropping the call.
+        let decided = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), decided)
+            .await
+            .unwrap_or_else(|_| Err(wasmtime::Error::new(Interrupted)));
         decided.map_err(|e| {
-            let mut message = crate::trap::explain(&e, runtime.limits.memory);
+            let mut message = if e.downcast_ref::<Interrupted>().is_some() {
+                format!(
+                    "`next()` did not return within {} s",
+                    runtime.limits.metadata_timeout.as_secs()
+                )
+            } else {
+                crate::trap::explain(&e, runtime.limits.memory)
+            };
             if let Some(said) = last_words(&output.take()) {
                 message.push_str(&format!("; it wrote: {said}"));
             }

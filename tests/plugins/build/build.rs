@@ -15,6 +15,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("health", "HEALTH"),
     ("needy-health", "NEEDY_HEALTH"),
     ("all-at-once", "ALL_AT_ONCE"),
+    ("bloated", "BLOATED"),
+    ("drowsy", "DROWSY"),
 ];
 
 fn main() {

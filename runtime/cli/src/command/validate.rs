@@ -2,6 +2,7 @@
 
 use kiln_pipeline::{LoadError, Loaded, SourceFile};
 
+use super::plugin::pipeline::Components;
 use crate::args::ValidateArgs;
 use crate::diagnostics;
 use crate::error::{CliError, EXIT_INVALID};
@@ -17,11 +18,15 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
         Ok(loaded) => with_plugin_checks(loaded, &source, &located, args.locked)?,
         Err(err) => Err(err),
     };
-    let loaded = loaded.and_then(|mut loaded| {
+    let loaded = loaded.and_then(|(mut loaded, resolved)| {
         // Capabilities and inputs are checked against the components that
-        // need no network (local files, bundled plugins); remote ones are
-        // checked when `kiln run` has fetched them.
-        let components = super::plugin::pipeline::fetch_offline(&loaded.plan, &source, &located);
+        // need no network (local files, bundled plugins, remote ones pinned
+        // in kiln.lock and present in the plugin store); other remote ones
+        // are checked when `kiln run` has fetched them.
+        let mut components =
+            super::plugin::pipeline::fetch_offline(&loaded.plan, &source, &located);
+        // `--locked` has resolved (and verified) every reference already.
+        components.extend(resolved);
         let prepared = crate::plugins::prepare(&loaded.plan, &located.workspace, &components, None);
         let (errors, warnings) = super::split(prepared.diagnostics);
         loaded.warnings.extend(warnings);
@@ -60,24 +65,26 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<u8, CliError> {
 }
 
 /// Adds the plugin checks to a loaded pipeline: reference syntax always,
-/// and with `--locked` every reference resolved against kiln.lock.
+/// and with `--locked` every reference resolved against kiln.lock (those
+/// components are returned, for the capability checks).
 fn with_plugin_checks(
     loaded: Loaded,
     source: &SourceFile,
     located: &locate::Located,
     locked: bool,
-) -> Result<Result<Loaded, LoadError>, CliError> {
+) -> Result<Result<(Loaded, Components), LoadError>, CliError> {
     let mut problems = super::plugin::pipeline::check(&loaded.plan, source);
+    let mut resolved = Components::new();
     if problems.is_empty() && locked {
         let mode = kiln_fetch::Mode::Locked;
         match super::plugin::pipeline::resolve(&loaded.plan, source, located, mode) {
-            Ok(_) => {}
+            Ok(components) => resolved = components,
             Err(CliError::Load(err)) => problems = err.diagnostics,
             Err(other) => return Err(other),
         }
     }
     if problems.is_empty() {
-        return Ok(Ok(loaded));
+        return Ok(Ok((loaded, resolved)));
     }
     let mut diagnostics = loaded.warnings;
     diagnostics.extend(problems);

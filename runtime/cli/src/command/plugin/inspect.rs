@@ -37,7 +37,13 @@ pub(crate) struct HostView {
 pub(crate) trait Inspector {
     /// `Ok(None)` when this build has no wasm host; `Err` when the host
     /// cannot load the component (the message says why).
-    fn inspect(&self, bytes: &[u8], digest: &Digest) -> Result<Option<HostView>, String>;
+    /// `reference` names the component in the host's messages.
+    fn inspect(
+        &self,
+        reference: &str,
+        bytes: &[u8],
+        digest: &Digest,
+    ) -> Result<Option<HostView>, String>;
 }
 
 /// The wasm host's view: loads the component (through the compile cache)
@@ -45,7 +51,12 @@ pub(crate) trait Inspector {
 struct WasmHost;
 
 impl Inspector for WasmHost {
-    fn inspect(&self, bytes: &[u8], digest: &Digest) -> Result<Option<HostView>, String> {
+    fn inspect(
+        &self,
+        reference: &str,
+        bytes: &[u8],
+        digest: &Digest,
+    ) -> Result<Option<HostView>, String> {
         let runtime =
             kiln_wasm::Runtime::new(kiln_wasm::default_cache_dir(), kiln_wasm::Limits::default())
                 .map_err(|e| crate::error::chain(&e))?;
@@ -55,7 +66,7 @@ impl Inspector for WasmHost {
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
         let digest = format!("sha256:{}", digest.to_hex());
         let found = async_runtime
-            .block_on(kiln_wasm::inspect(&runtime, "inspect", bytes, &digest))
+            .block_on(kiln_wasm::inspect(&runtime, reference, bytes, &digest))
             .map_err(|e| crate::error::chain(&e))?;
         let m = &found.metadata;
         let mut metadata = vec![
@@ -69,7 +80,7 @@ impl Inspector for WasmHost {
                 line.push_str(" (required)");
             }
             if let Some(default) = &input.default {
-                line.push_str(&format!(" (default `{default}`)"));
+                line.push_str(&format!(" (default `{}`)", kiln_wasm::printable(default)));
             }
             metadata.push(("input".to_owned(), line));
         }
@@ -147,7 +158,8 @@ pub(crate) fn run(args: &InspectArgs) -> Result<u8, CliError> {
         Some((None, lock)) => println!("pinned      no ({lock})"),
         None => println!("pinned      no pipeline here"),
     }
-    match host_inspector().inspect(&component.bytes, &component.digest) {
+    let text = reference.to_string();
+    match host_inspector().inspect(&text, &component.bytes, &component.digest) {
         Ok(Some(view)) => print_view(&view),
         Ok(None) => println!(
             "world, metadata, imports, exports and capabilities: not available, this kiln has no wasm host"

@@ -66,24 +66,34 @@ pub(crate) fn check(plan: &Plan, source: &SourceFile) -> Vec<Diagnostic> {
 /// The verified components of a pipeline, by reference as written.
 pub(crate) type Components = BTreeMap<String, Component>;
 
-/// The components of `plan` that resolve without a network, a store or the
-/// lock: local files and bundled plugins (for `kiln validate`). References
-/// that do not resolve are left out; loading reports them.
+/// The components of `plan` that resolve without a network (for `kiln
+/// validate`): local files, bundled plugins, and remote references that
+/// `kiln.lock` pins and the plugin store holds. References that do not
+/// resolve so are left out; loading reports them.
 pub(crate) fn fetch_offline(plan: &Plan, source: &SourceFile, located: &Located) -> Components {
     let client = kiln_fetch::Client::new();
-    let resolver = Resolver::without_store(&client, super::bundled(), &located.workspace);
+    let lock = Lockfile::load(&lock_path(located)).ok();
+    // Only an existing store is read: validating creates nothing, and a
+    // store that was never created holds nothing pinned.
+    let store = kiln_fetch::home::plugin_dir(|name| std::env::var_os(name))
+        .filter(|dir| dir.is_dir() && lock.as_ref().is_some_and(|l| l.pins().next().is_some()))
+        .and_then(|dir| kiln_fetch::PluginStore::open(&dir).ok());
+    let resolver = match &store {
+        Some(store) => Resolver::new(store, &client, super::bundled(), &located.workspace),
+        None => Resolver::without_store(&client, super::bundled(), &located.workspace),
+    };
     let mut components = Components::new();
     for (text, _) in uses_steps(plan, source) {
         let Ok(reference) = Reference::parse(&text) else {
             continue;
         };
-        if !matches!(
-            reference,
-            Reference::Local { .. } | Reference::Bundled { .. }
-        ) {
-            continue;
-        }
-        if let Ok(component) = resolver.fetch(&reference) {
+        let found = match &reference {
+            Reference::Local { .. } | Reference::Bundled { .. } => resolver.fetch(&reference).ok(),
+            Reference::Https { .. } | Reference::Oci(_) => lock
+                .as_ref()
+                .and_then(|lock| resolver.pinned_in_store(&reference, lock)),
+        };
+        if let Some(component) = found {
             components.insert(text, component);
         }
     }

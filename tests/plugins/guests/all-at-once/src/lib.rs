@@ -2,9 +2,9 @@
 //! kiln SDK): start every candidate instance, check them, switch all
 //! traffic at once, promote. Rolls back if any instance is unhealthy.
 //!
-//! The memos `probe-world` and `probe-panic` (which it never writes itself)
-//! make it roll back with what it sees of clocks, randomness and its params,
-//! or panic, for kiln-wasm's tests.
+//! The memos `probe-world`, `probe-panic` and `probe-sleep` (which it never
+//! writes itself) make it roll back with what it sees of clocks, randomness
+//! and its params, panic, or sleep for an hour, for kiln-wasm's tests.
 wit_bindgen::generate!({ path: "../../../../wit/v0.1.0", world: "deploy-strategy" });
 
 use kiln::plugin::health_types::HealthStatus;
@@ -63,6 +63,10 @@ impl Guest for AllAtOnce {
             "switched" => step(Decision::Promote, "done"),
             "probe-world" => step(Decision::Rollback(probe_world(&state.params)), "done"),
             "probe-panic" => panic!("asked to panic by the memo"),
+            "probe-sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                step(Decision::Done, "done")
+            }
             _ => step(Decision::Done, "done"),
         })
     }

@@ -31,7 +31,9 @@ impl Guest for Hostile {
         Metadata {
             name: "hostile".into(),
             version: "0.1.0".into(),
-            description: "misbehaves on purpose".into(),
+            // A terminal escape (set the window title) and a carriage
+            // return, which `plugin inspect` must print inert.
+            description: "misbehaves on purpose\x1b]0;pwned\x07\rgone".into(),
             inputs: vec![
                 InputSpec { name: "mode".into(), description: "which attack".into(), required: true, default: None },
                 InputSpec { name: "target".into(), description: "path or address".into(), required: false, default: None },
@@ -106,6 +108,18 @@ impl Guest for Hostile {
                 let ms: u64 = target.parse().unwrap_or(100);
                 std::thread::sleep(std::time::Duration::from_millis(ms));
                 done(format!("slept {ms} ms"))
+            }
+            "outputs" => {
+                // `count`: more entries than allowed; else 2 MiB in 8 entries.
+                let (n, size) = if target == "count" { (5000, 1) } else { (8, 256 << 10) };
+                Ok((0..n)
+                    .map(|i| KeyValue { key: format!("k{i}"), value: "v".repeat(size) })
+                    .collect())
+            }
+            "big-error" => Err(ActionError::Failed(format!("{}end", "e".repeat(1 << 20)))),
+            "big-log" => {
+                host::log(host::LogLevel::Info, &format!("{}end", "l".repeat(1 << 20)));
+                done("logged".into())
             }
             "env" => done(format!("env: {:?}", std::env::vars().collect::<Vec<_>>())),
             other => Err(ActionError::InvalidInput(format!("unknown mode `{other}`"))),
