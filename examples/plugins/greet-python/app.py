@@ -37,9 +37,10 @@ def run(ctx: kp.Context) -> dict:
             text = text.replace("{{ " + name + " }}", value)
     parent = os.path.dirname(output_path)
     # Only below the workspace: in the sandbox `/` itself does not exist, so
-    # os.makedirs must not walk up to it.
+    # os.makedirs must not walk up to it. exist_ok: another step running at
+    # the same time (the Rust twin in the example) may create it first.
     if not os.path.isdir(parent):
-        os.makedirs(parent)
+        os.makedirs(parent, exist_ok=True)
     with open(output_path, "w", encoding="utf-8") as f:
         f.write(text)
     kp.info(f"wrote {output}")
