@@ -24,4 +24,5 @@ mod sdk;
 mod secrets;
 mod signals;
 mod support;
+mod terminal;
 mod timeouts;
