@@ -198,6 +198,48 @@ jobs:
 }
 
 #[test]
+fn a_one_step_container_job_streams_all_its_output_and_its_exit_code() {
+    // The step is the container's main process, attached before it starts
+    // and removed after its exit is reported: every line arrives, on its
+    // stream, the exit code is the script's, and nothing is left once
+    // kiln has exited.
+    let kiln = Kiln::new()
+        .pipeline(&pipeline(
+            r#"
+jobs:
+  loud:
+    image: IMAGE
+    steps:
+      - run: |
+          seq 1 3000
+          echo to-stderr >&2
+          exit 3
+"#,
+        ))
+        .args(["run", "--json"]);
+    let out = kiln.run();
+    out.code(1);
+    let events = out.json_lines();
+    let lines = |stream: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["type"] == "output" && e["stream"] == stream)
+            .map(|e| e["line"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let expected: Vec<String> = (1..=3000).map(|n| n.to_string()).collect();
+    assert_eq!(lines("stdout"), expected, "{out}");
+    assert_eq!(lines("stderr"), ["to-stderr"], "{out}");
+    let finished = events
+        .iter()
+        .find(|e| e["type"] == "step_finished")
+        .unwrap_or_else(|| panic!("no step_finished\n{out}"));
+    assert_eq!(finished["exit_code"], 3, "{out}");
+    assert_eq!(finished["result"], "failed", "{out}");
+    assert_eq!(labelled(&kiln), Vec::<String>::new());
+}
+
+#[test]
 fn a_retry_gets_a_fresh_container() {
     let kiln = Kiln::new()
         .pipeline(&pipeline(

@@ -27,8 +27,13 @@ const KEEPER: [&str; 2] = ["sleep", "2147483647"];
 /// A job with `image:` gets one container per attempt, created in
 /// [`Executor::prepare`] and removed in [`Executor::cleanup`]; its steps
 /// are execs in it, so files and processes carry over between steps. A
-/// step with `image:` gets a container of its own, removed when it ends.
-/// Everything carries the [`Owner`]'s labels, for [`crate::sweep`].
+/// step with `image:` (and the one step of a one-step `image:` job) gets a
+/// container of its own, which is removed in the background once its exit
+/// is known, so the removal overlaps the rest of the run:
+/// [`DockerExecutor::settle`] waits for those removals, and whoever runs
+/// the engine calls it before the run ends. Everything carries the
+/// [`Owner`]'s labels, for [`crate::sweep`].
+#[derive(Clone)]
 pub struct DockerExecutor(Arc<Inner>);
 
 impl DockerExecutor {
@@ -38,14 +43,35 @@ impl DockerExecutor {
             engine,
             owner,
             jobs: Mutex::new(HashMap::new()),
+            step_containers: Mutex::new(Vec::new()),
         }))
     }
+
+    /// Waits until every step container is gone: the background removals
+    /// started when steps ended, and any container whose step never got
+    /// that far (its future was dropped). Call it once the engine is done.
+    pub async fn settle(&self) {
+        self.0.settle(None).await;
+    }
+}
+
+/// A step's own container and, once its step ended, its removal.
+struct StepContainer {
+    job: String,
+    id: String,
+    removal: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 struct Inner {
     engine: Arc<Engine>,
     owner: Owner,
     jobs: Mutex<HashMap<String, JobState>>,
+    /// Step containers not yet known removed (see [`DockerExecutor::settle`]).
+    step_containers: Mutex<Vec<StepContainer>>,
 }
 
 /// What one job attempt created so far (cleanup removes exactly this).
@@ -57,9 +83,6 @@ struct JobState {
     user: Option<String>,
     network: Option<String>,
     services: Vec<String>,
-    /// Containers of `image:` steps not yet removed: a removal that failed
-    /// when the step ended is retried by cleanup.
-    steps: Vec<String>,
     scratch: Option<Scratch>,
 }
 
@@ -129,11 +152,16 @@ impl Inner {
         if users == 0 {
             return Ok(());
         }
-        until_stopped(
-            stop,
-            image::ensure(&self.engine, &container.image, container.options.pull),
-        )
-        .await?;
+        // A container serving one step is created by that step, whose create
+        // finds out whether the image is missing (saving an inspect); so
+        // only `always` pulls here then.
+        if users > 1 || container.options.pull == kiln_pipeline::PullPolicy::Always {
+            until_stopped(
+                stop,
+                image::ensure(&self.engine, &container.image, container.options.pull),
+            )
+            .await?;
+        }
         // Pulled (if at all) just above, not again per container.
         let pulled = ContainerRequest {
             options: ContainerOptions {
@@ -179,7 +207,9 @@ impl Inner {
         Ok(())
     }
 
-    /// Pulls as allowed, then creates a hardened container.
+    /// Creates a hardened container, pulling its image as allowed: first
+    /// for `always`, else only when the create says it is missing (no
+    /// inspect on the way of every container).
     async fn create(
         &self,
         job: &str,
@@ -189,7 +219,10 @@ impl Inner {
         cmd: Vec<String>,
         step: Option<&step::Prepared>,
     ) -> Result<String> {
-        image::ensure(&self.engine, &container.image, container.options.pull).await?;
+        let policy = container.options.pull;
+        if policy == kiln_pipeline::PullPolicy::Always {
+            image::ensure(&self.engine, &container.image, policy).await?;
+        }
         let mut body = spec::step_container(
             &container.image,
             &container.options,
@@ -203,19 +236,25 @@ impl Inner {
             body.working_dir = Some(step.workdir.clone());
         }
         let docker = self.engine.client().await?;
-        let created = docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(self.owner.name(job, what)),
-                    ..Default::default()
-                }),
-                body,
-            )
+        let options = CreateContainerOptions {
+            name: Some(self.owner.name(job, what)),
+            ..Default::default()
+        };
+        let failed = api(format!(
+            "create a container of `{}` for job `{job}`",
+            container.image
+        ));
+        let created = match docker
+            .create_container(Some(options.clone()), body.clone())
             .await
-            .map_err(api(format!(
-                "create a container of `{}` for job `{job}`",
-                container.image
-            )))?;
+        {
+            Err(e) if image::is_missing(&e) => {
+                image::provide_missing(&self.engine, &container.image, policy).await?;
+                docker.create_container(Some(options), body).await
+            }
+            other => other,
+        }
+        .map_err(failed)?;
         Ok(created.id)
     }
 
@@ -225,11 +264,12 @@ impl Inner {
             jobs.remove(job)
         };
         let Some(state) = state else { return };
-        let containers = state
-            .container
-            .iter()
-            .chain(&state.services)
-            .chain(&state.steps);
+        if state.network.is_some() {
+            // The job's step containers joined its network, which cannot
+            // go while they exist: their removals first.
+            self.settle(Some(job)).await;
+        }
+        let containers = state.container.iter().chain(&state.services);
         let removals = containers.map(|id| gc::remove_container(&self.engine, id));
         for result in futures_util::future::join_all(removals).await {
             if let Err(e) = result {
@@ -332,18 +372,62 @@ impl Inner {
                         Some(&prepared),
                     )
                     .await?;
-                self.update(&request.job, |s| s.steps.push(id.clone()));
+                lock(&self.step_containers).push(StepContainer {
+                    job: request.job.clone(),
+                    id: id.clone(),
+                    removal: None,
+                });
                 let exit = step::own_container(&self.engine, &id, output.clone(), &control).await;
                 step::deliver_outputs(&prepared);
-                match gc::remove_container(&self.engine, &id).await {
-                    Ok(()) => self.update(&request.job, |s| s.steps.retain(|c| *c != id)),
-                    Err(e) => {
-                        tracing::warn!(error = %one_line(&e), "cannot remove a step container; the job's cleanup retries")
-                    }
+                // The exit is what the step waits for; the removal (tens of
+                // ms) goes on beside the engine's bookkeeping. `settle`
+                // (and a job's cleanup, when it has a network) waits for it.
+                let this = self.clone();
+                let removing = id.clone();
+                let task = tokio::spawn(async move { this.remove_step_container(&removing).await });
+                if let Some(container) = lock(&self.step_containers).iter_mut().find(|c| c.id == id)
+                {
+                    container.removal = Some(task);
                 }
                 exit
             }
         }
+    }
+
+    /// Removes a step's container, trying twice: a removal racing the
+    /// daemon's own exit handling can fail once. What still fails is left
+    /// to `kiln gc` (the container carries the run's labels).
+    async fn remove_step_container(&self, id: &str) {
+        if gc::remove_container(&self.engine, id).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let Err(e) = gc::remove_container(&self.engine, id).await {
+            tracing::warn!(error = %one_line(&e), "cannot remove a step container; `kiln gc` will");
+        }
+    }
+
+    /// [`DockerExecutor::settle`] for the step containers of `job`, or of
+    /// every job.
+    async fn settle(&self, job: Option<&str>) {
+        let pending: Vec<StepContainer> = {
+            let mut all = lock(&self.step_containers);
+            let (settling, others) = std::mem::take(&mut *all)
+                .into_iter()
+                .partition(|c| job.is_none_or(|job| c.job == job));
+            *all = others;
+            settling
+        };
+        let removals = pending.into_iter().map(|container| async move {
+            match container.removal {
+                Some(task) => {
+                    let _ = task.await;
+                }
+                // Its step never ended (the future was dropped).
+                None => self.remove_step_container(&container.id).await,
+            }
+        });
+        futures_util::future::join_all(removals).await;
     }
 
     fn kiln_dir(&self, job: &str) -> Option<PathBuf> {

@@ -27,6 +27,36 @@ pub(crate) async fn ensure(engine: &Engine, image: &str, policy: PullPolicy) -> 
     Ok(())
 }
 
+/// Whether a create failed only because its image is not present (the
+/// engine's 404 says so; a missing network is a 404 too).
+pub(crate) fn is_missing(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } if message.contains("No such image")
+    )
+}
+
+/// Provides `image` after a create found it missing: pulls it unless
+/// `policy` is `never`, which is the missing-image error itself.
+pub(crate) async fn provide_missing(
+    engine: &Engine,
+    image: &str,
+    policy: PullPolicy,
+) -> Result<()> {
+    match policy {
+        PullPolicy::Never => Err(DockerError::ImageMissing {
+            image: image.to_owned(),
+            why: "`pull: never` forbids pulling it".into(),
+        }),
+        PullPolicy::IfMissing | PullPolicy::Always => pull(engine, image).await,
+    }?;
+    engine.saw_present(image);
+    Ok(())
+}
+
 async fn ensure_uncached(engine: &Engine, image: &str, policy: PullPolicy) -> Result<()> {
     match policy {
         PullPolicy::Never if exists(engine, image).await? => Ok(()),

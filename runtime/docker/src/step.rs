@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::query_parameters::{KillContainerOptions, LogsOptions, WaitContainerOptions};
+use bollard::query_parameters::{
+    AttachContainerOptions, KillContainerOptions, WaitContainerOptions,
+};
 use futures_util::{Stream, StreamExt};
 use kiln_engine::event::Stream as Channel;
 use kiln_engine::executor::OutputSender;
@@ -22,6 +24,10 @@ use crate::spec::{KILN_DIR, WORKSPACE};
 const EXEC_POLL: Duration = Duration::from_millis(250);
 /// How long output may still arrive once the step's process exited.
 const DRAIN: Duration = Duration::from_millis(200);
+/// How long a step container's output may still arrive once Docker
+/// reported its exit: the pipes close with the container, so this is only
+/// a bound, never a wait.
+const OUTPUT_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// After SIGKILL, how long before the whole container is killed.
 const KILL_FALLBACK: Duration = Duration::from_secs(2);
 
@@ -319,7 +325,8 @@ async fn signal_exec(
 }
 
 /// Runs a container that is the step (its entrypoint is the step's shell):
-/// started, followed, waited for. The caller removes it.
+/// attached, started, waited for, as `docker run` does. The caller removes
+/// it.
 pub(crate) async fn own_container(
     engine: &Engine,
     container: &str,
@@ -327,19 +334,38 @@ pub(crate) async fn own_container(
     control: &StepControl,
 ) -> Result<StepExit> {
     let docker = engine.client().await?;
+    // Attached before the start: every byte comes straight from the
+    // container's pipes (none is missed, none goes through the log
+    // driver), and the stream ends as soon as they close.
+    let attached = docker
+        .attach_container(
+            container,
+            Some(AttachContainerOptions {
+                stdout: true,
+                stderr: true,
+                stream: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(api("attach to the step's container"))?;
+    let mut logs = attached.output;
     docker
         .start_container(container, None)
         .await
         .map_err(api("start the step's container"))?;
-    let mut logs = docker.logs(
-        container,
-        Some(LogsOptions {
-            follow: true,
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        }),
-    );
+    // Asked right after the start, beside the output rather than after it,
+    // so the engine answers the moment the container exits. `not-running`
+    // (the default) is right here: the container has started, and one that
+    // exited already is answered at once.
+    let wait = async {
+        docker
+            .wait_container(container, None::<WaitContainerOptions>)
+            .next()
+            .await
+    };
+    tokio::pin!(wait);
+    let mut exited = None;
     let mut stopping = Stopping::default();
     let grace = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(grace);
@@ -378,6 +404,18 @@ pub(crate) async fn own_container(
                 Some(Ok(log)) => send(&output, log),
                 Some(Err(_)) | None => break,
             },
+            result = &mut wait, if exited.is_none() => {
+                exited = Some(result);
+                // The pipes close with the container; what is still in
+                // flight arrives now, and nothing may hold the step open.
+                let _ = tokio::time::timeout(OUTPUT_AFTER_EXIT, async {
+                    while let Some(Ok(log)) = logs.next().await {
+                        send(&output, log);
+                    }
+                })
+                .await;
+                break;
+            }
             _ = control.stop.cancelled(), if !stopping.term_sent => {
                 stopping.term_sent = true;
                 kill("TERM").await;
@@ -393,8 +431,11 @@ pub(crate) async fn own_container(
             }
         }
     }
-    let mut wait = docker.wait_container(container, None::<WaitContainerOptions>);
-    let code = match wait.next().await {
+    let waited = match exited {
+        Some(waited) => waited,
+        None => wait.await,
+    };
+    let code = match waited {
         Some(Ok(response)) => response.status_code,
         // A non-zero exit arrives as this error.
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,

@@ -137,7 +137,9 @@ pub enum StepExit {
 
 /// A backend that runs steps. Implementations must leave nothing behind
 /// when [`Executor::run_step`] returns: no process, container or temp file
-/// that outlives the step.
+/// that outlives the step. (A backend may finish removing what a step left
+/// in the background when whoever runs the engine waits for that before
+/// the run ends, as kiln's container backend does.)
 pub trait Executor: Send + Sync {
     /// Called once per job attempt before its first step (create a
     /// container, a network …). It must observe [`JobRequest::stop`]: the

@@ -65,6 +65,11 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
         std::sync::Arc::new(plugin_artifacts),
     )?;
 
+    let engine = crate::containers::engine();
+    if crate::containers::uses_containers(&plan) {
+        // Docker's answer arrives while the store's writes are synced.
+        engine.connect_early();
+    }
     let mut store = Store::open(&state)?;
     let live = store.begin_run(&plan.name, &located.display)?;
     let run_id = live.id();
@@ -120,6 +125,7 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
             vars: args.vars.iter().cloned().collect(),
             grace: args.grace,
             state,
+            engine,
             owner,
             sweep: containers,
             actions: plugins.actions,
@@ -150,6 +156,8 @@ struct EngineInput {
     grace: Option<Duration>,
     /// The state directory, home of the artifact store.
     state: std::path::PathBuf,
+    /// The Docker engine, asked for its version early when the plan uses it.
+    engine: std::sync::Arc<kiln_docker::Engine>,
     /// Labels for this run's containers.
     owner: kiln_docker::Owner,
     /// Leftovers of finished runs to remove, when the plan uses containers.
@@ -186,9 +194,14 @@ async fn execute(
         })
     };
     let signals = tokio::spawn(watch_signals(cancel.clone(), kill.clone(), to_consumer));
-    let result = engine_run(plan, input, cancel, kill, events_tx).await;
+    let containers = kiln_docker::DockerExecutor::new(input.engine.clone(), input.owner.clone());
+    let result = engine_run(plan, input, containers.clone(), cancel, kill, events_tx).await;
     signals.abort();
     let _ = forward.await;
+    // Step containers are removed in the background once their exit is
+    // known; the last removals overlap recording the run's end (the event
+    // thread's final commit), and kiln exits only when they are done.
+    containers.settle().await;
     result
 }
 
@@ -272,6 +285,7 @@ fn consume(
 async fn engine_run(
     plan: kiln_pipeline::Plan,
     input: EngineInput,
+    containers: kiln_docker::DockerExecutor,
     cancel: CancellationToken,
     kill: CancellationToken,
     events: mpsc::UnboundedSender<Event>,
@@ -284,7 +298,8 @@ async fn engine_run(
         vars,
         grace,
         state,
-        owner,
+        engine,
+        owner: _,
         sweep,
         actions,
         deploy,
@@ -307,7 +322,6 @@ async fn engine_run(
     options.artifacts = Some(std::sync::Arc::new(
         crate::store_adapter::StoreAdapter::new(state),
     ));
-    let engine = crate::containers::engine();
     let sweeping = sweep.map(|Sweep { state, finished }| {
         // Alongside the run, not before it: the sweep never touches a
         // live run, this one included, and costs the run no time.
@@ -322,10 +336,9 @@ async fn engine_run(
             }
         })
     });
-    let docker = kiln_docker::DockerExecutor::new(engine, owner);
     let executor = std::sync::Arc::new(
         kiln_engine::Routed::new(std::sync::Arc::new(kiln_engine::ProcessExecutor))
-            .with_containers(std::sync::Arc::new(docker)),
+            .with_containers(std::sync::Arc::new(containers)),
     );
     let result = kiln_engine::run(
         std::sync::Arc::new(plan),
