@@ -159,15 +159,8 @@ fn hostile_plugins_fail_only_their_own_step() {
         .never_shows("root:x:0:0");
     assert!(!kiln.path("pwned").exists());
     // Stopped within the step timeout + 100 ms (the bound).
-    let events = kiln
-        .run_with(["run", "--json", "--job", "spin"])
-        .json_lines();
-    let finished = events
-        .iter()
-        .find(|e| e["type"] == "step_finished" && e["step"] == 0)
-        .expect("step_finished");
-    assert_eq!(finished["result"], "timed_out");
-    let ms = finished["duration"].as_u64().unwrap();
+    let (result, ms) = first_step_of(&kiln, "spin");
+    assert_eq!(result, "timed_out");
     assert!(ms < 1100, "stopped after {ms} ms");
 }
 
@@ -501,17 +494,10 @@ fn a_plugin_asleep_in_a_host_call_is_stopped_at_its_timeout() {
         .stdout_has("[nap] kiln: step timed out; the plugin was stopped\n")
         .stdout_has("[other] still here\n")
         .stdout_has("✓ other succeeded");
-    let events = kiln
-        .run_with(["run", "--json", "--job", "nap"])
-        .json_lines();
-    let finished = events
-        .iter()
-        .find(|e| e["type"] == "step_finished" && e["step"] == 0)
-        .expect("step_finished");
-    assert_eq!(finished["result"], "timed_out");
+    let (result, ms) = first_step_of(&kiln, "nap");
+    assert_eq!(result, "timed_out");
     // The bound is the point: stopped at the timeout, not after an hour
     // (generous for a loaded machine).
-    let ms = finished["duration"].as_u64().unwrap();
     assert!(ms < 10_000, "stopped after {ms} ms");
 }
 
@@ -645,4 +631,18 @@ fn a_plugin_asleep_in_metadata_fails_to_load_at_the_limit() {
     // The bound is the point: the limit, not an hour (generous).
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+}
+
+/// Runs `job` alone with `--json` and returns its first step's result and
+/// duration in milliseconds.
+fn first_step_of(kiln: &Kiln, job: &str) -> (String, u64) {
+    let events = kiln.run_with(["run", "--json", "--job", job]).json_lines();
+    let finished = events
+        .iter()
+        .find(|e| e["type"] == "step_finished" && e["step"] == 0)
+        .expect("step_finished");
+    (
+        finished["result"].as_str().expect("result").to_owned(),
+        finished["duration"].as_u64().expect("duration"),
+    )
 }
