@@ -193,6 +193,7 @@ impl Inner {
                 },
                 KEEPER.iter().map(|s| (*s).to_owned()).collect(),
                 None,
+                stop,
             )
             .await?;
         self.update(job, |s| {
@@ -209,7 +210,9 @@ impl Inner {
 
     /// Creates a hardened container, pulling its image as allowed: first
     /// for `always`, else only when the create says it is missing (no
-    /// inspect on the way of every container).
+    /// inspect on the way of every container). A pull (minutes, perhaps)
+    /// ends when `stop` fires; the create itself is never cut short.
+    #[allow(clippy::too_many_arguments)]
     async fn create(
         &self,
         job: &str,
@@ -218,10 +221,11 @@ impl Inner {
         mounts: &Mounts<'_>,
         cmd: Vec<String>,
         step: Option<&step::Prepared>,
+        stop: &tokio_util::sync::CancellationToken,
     ) -> Result<String> {
         let policy = container.options.pull;
         if policy == kiln_pipeline::PullPolicy::Always {
-            image::ensure(&self.engine, &container.image, policy).await?;
+            until_stopped(stop, image::ensure(&self.engine, &container.image, policy)).await?;
         }
         let mut body = spec::step_container(
             &container.image,
@@ -249,7 +253,11 @@ impl Inner {
             .await
         {
             Err(e) if image::is_missing(&e) => {
-                image::provide_missing(&self.engine, &container.image, policy).await?;
+                until_stopped(
+                    stop,
+                    image::provide_missing(&self.engine, &container.image, policy),
+                )
+                .await?;
                 docker.create_container(Some(options), body).await
             }
             other => other,
@@ -259,6 +267,7 @@ impl Inner {
     }
 
     async fn cleanup_job(&self, job: &str) {
+        self.remove_abandoned(job).await;
         let state = {
             let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
             jobs.remove(job)
@@ -349,27 +358,17 @@ impl Inner {
                     network: network.as_deref(),
                 };
                 let what = format!("step{}", request.step + 1);
-                // A pull can take minutes: a stopped step stops waiting.
-                until_stopped(
-                    &control.stop,
-                    image::ensure(&self.engine, &spec.image, spec.options.pull),
-                )
-                .await?;
-                let pulled = ContainerRequest {
-                    options: ContainerOptions {
-                        pull: kiln_pipeline::PullPolicy::IfMissing,
-                        ..spec.options.clone()
-                    },
-                    ..spec.clone()
-                };
+                // No inspect first: the create says whether the image is
+                // missing, and pulls (stoppable) as the policy allows.
                 let id = self
                     .create(
                         &request.job,
                         &what,
-                        &pulled,
+                        spec,
                         &mounts,
                         prepared.cmd.clone(),
                         Some(&prepared),
+                        &control.stop,
                     )
                     .await?;
                 lock(&self.step_containers).push(StepContainer {
@@ -405,6 +404,24 @@ impl Inner {
         if let Err(e) = gc::remove_container(&self.engine, id).await {
             tracing::warn!(error = %one_line(&e), "cannot remove a step container; `kiln gc` will");
         }
+    }
+
+    /// Removes the step containers of `job` whose step future was dropped
+    /// before their removal began (a stopped or timed-out job): they may
+    /// still be running, so they go now, not at the end of the run.
+    async fn remove_abandoned(&self, job: &str) {
+        let abandoned: Vec<StepContainer> = {
+            let mut all = lock(&self.step_containers);
+            let (abandoned, others) = std::mem::take(&mut *all)
+                .into_iter()
+                .partition(|c| c.job == job && c.removal.is_none());
+            *all = others;
+            abandoned
+        };
+        let removals = abandoned
+            .iter()
+            .map(|container| self.remove_step_container(&container.id));
+        futures_util::future::join_all(removals).await;
     }
 
     /// [`DockerExecutor::settle`] for the step containers of `job`, or of

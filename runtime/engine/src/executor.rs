@@ -224,7 +224,8 @@ impl Executor for Routed {
 
     fn cleanup<'a>(&'a self, job: &'a JobRequest<'a>) -> BoxFuture<'a, ()> {
         // A host job's `image:` steps ran in the container backend too: it
-        // removes what their failed removals left.
+        // removes the containers of steps stopped before their removal
+        // began.
         let step_images = job.job.steps.iter().any(|s| s.image.is_some());
         match &self.containers {
             Some(containers) if job.uses_containers() => containers.cleanup(job),
