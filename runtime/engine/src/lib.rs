@@ -92,11 +92,17 @@ impl RunOptions {
             artifacts: None,
             deployer: None,
             actions: None,
-            system_env: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
+            system_env: process_env(),
         }
     }
 }
 
 pub use run::run;
+
+/// This process's environment, leaving out variables whose name or value
+/// is not UTF-8 (steps could not be given them faithfully anyway).
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}

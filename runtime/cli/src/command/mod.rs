@@ -104,8 +104,8 @@ pub(crate) fn invalid(source: SourceFile, mut diagnostics: Vec<Diagnostic>) -> C
 /// the steps that reference them (and `${KILN_SECRET_X}` in a pipeline
 /// field would otherwise print a secret unmasked in `kiln plan`).
 pub(crate) fn system_env() -> BTreeMap<String, String> {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+    kiln_engine::process_env()
+        .into_iter()
         .filter(|(k, _)| !crate::secrets::is_secret_variable(k))
         .collect()
 }
