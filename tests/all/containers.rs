@@ -43,23 +43,28 @@ pub fn image() -> &'static str {
                 std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
             }
         }
-        std::fs::write(
-            context.path().join("Dockerfile"),
+        docker_build(
+            IMAGE,
+            context.path(),
             "FROM scratch\nCOPY bin /bin\nENV PATH=/bin\n",
-        )
-        .expect("Dockerfile");
-        let built = Command::new("docker")
-            .args(["build", "-q", "-t", IMAGE])
-            .arg(context.path())
-            .output()
-            .expect("docker build runs");
-        assert!(
-            built.status.success(),
-            "docker build failed: {}",
-            String::from_utf8_lossy(&built.stderr)
         );
     });
     IMAGE
+}
+
+/// Builds `tag` from `dockerfile` in the build context `dir`.
+fn docker_build(tag: &str, dir: &std::path::Path, dockerfile: &str) {
+    std::fs::write(dir.join("Dockerfile"), dockerfile).expect("Dockerfile");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(dir)
+        .output()
+        .expect("docker build runs");
+    assert!(
+        built.status.success(),
+        "docker build of `{tag}` failed: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
 }
 
 /// The `kiln.state` label of a case's runs.
@@ -301,20 +306,10 @@ fn second_image() -> &'static str {
     BUILT.get_or_init(|| {
         let context = tempfile::tempdir().expect("temp dir");
         std::fs::write(context.path().join("which-image"), "second\n").expect("file");
-        std::fs::write(
-            context.path().join("Dockerfile"),
-            format!("FROM {}\nCOPY which-image /which-image\n", image()),
-        )
-        .expect("Dockerfile");
-        let built = Command::new("docker")
-            .args(["build", "-q", "-t", SECOND])
-            .arg(context.path())
-            .output()
-            .expect("docker build runs");
-        assert!(
-            built.status.success(),
-            "docker build failed: {}",
-            String::from_utf8_lossy(&built.stderr)
+        docker_build(
+            SECOND,
+            context.path(),
+            &format!("FROM {}\nCOPY which-image /which-image\n", image()),
         );
     });
     SECOND

@@ -322,20 +322,13 @@ fn a_hostile_tree_artifact_lands_nothing_outside_its_destination() {
     }
 }
 
-/// Overwrites one byte of a stored blob, keeping its size, as disk rot or
-/// tampering would.
+/// [`crate::cas::flip_byte`] on an artifact store's blobs.
 fn flip_byte(store: &Artifacts, digest: &kiln_store::cas::Digest, at: usize) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = store.blobs().object_path(digest);
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-    let mut bytes = fs::read(&path).unwrap();
-    bytes[at] ^= 0x01;
-    fs::write(&path, bytes).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
+    crate::cas::flip_byte(store.blobs(), digest, at as u64);
 }
 
-/// Bytes zstd cannot shrink, so a flipped byte of a packed tree lands in
-/// file data, not in a header.
+/// Pseudo-random letters: poorly compressible text, so a flipped byte in
+/// the middle of a packed tree lands in file data, not in a header.
 fn noise(len: usize) -> String {
     let mut x: u32 = 0x2545_f491;
     (0..len)

@@ -46,7 +46,7 @@ fn read_all(store: &BlobStore, digest: &Digest) -> io::Result<Vec<u8>> {
 }
 
 /// Overwrites one byte of a stored blob, as disk rot or tampering would.
-fn flip_byte(store: &BlobStore, digest: &Digest, at: u64) {
+pub(crate) fn flip_byte(store: &BlobStore, digest: &Digest, at: u64) {
     let path = store.object_path(digest);
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let mut bytes = fs::read(&path).unwrap();
