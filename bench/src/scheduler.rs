@@ -1,14 +1,15 @@
 //! `kiln-bench scheduler`: kiln against `make -j` on the same random DAG of
 //! no-op jobs, so what differs is scheduling and process-management overhead.
 //!
-//! Fairness: kiln runs each step as `sh -e <script file>`, one `sh` process
-//! per job. A bare `@true` recipe would let make exec `/bin/true` directly —
-//! also one process, but a smaller binary than `sh` and no script file. The
-//! recipe `@sh -ec true` makes make start exactly one `sh` per job too (make
-//! execs a command line without shell metacharacters directly, so there is no
-//! extra shell in between), so both sides do the same child work and the
-//! difference is the runner. kiln additionally writes its script file, a log
-//! file per step and the run record; that is kiln's cost and is counted.
+//! Fairness: kiln runs each step here as `sh -e -c true` (a script without
+//! `${{ }}` needs no script file), one `sh` process per job. A bare `@true`
+//! recipe would let make exec `/bin/true` directly — also one process, but a
+//! smaller binary than `sh`. The recipe `@sh -ec true` makes make start
+//! exactly one `sh` per job too (make execs a command line without shell
+//! metacharacters directly, so there is no extra shell in between), so both
+//! sides do the same child work and the difference is the runner. kiln
+//! additionally keeps the run record and log files; that is kiln's cost and
+//! is counted.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

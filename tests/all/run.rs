@@ -163,3 +163,50 @@ fn the_pipeline_in_a_hidden_folder_runs_in_the_project_root() {
     assert!(where_.starts_with(std::fs::canonicalize(kiln.dir()).unwrap()));
     assert!(kiln.path(".kiln/kiln.db").is_file());
 }
+
+/// The shell's own command line, as every user of the machine can read it.
+const SHOW_CMDLINE: &str = "tr '\\\\0' ' ' < /proc/$$/cmdline; echo";
+
+#[test]
+fn only_a_script_written_as_is_goes_on_the_command_line() {
+    // A script with `${{ }}` rendered into it may hold a secret, and
+    // `/proc/<pid>/cmdline` is world-readable: it must go through a private
+    // file. The pipeline's own text may be passed as `sh -e -c TEXT`.
+    let out = Kiln::new()
+        .pipeline(&format!(
+            "jobs:\n  literal:\n    steps:\n      - run: \"{SHOW_CMDLINE}\"\n  rendered:\n    steps:\n      - run: \"echo ${{{{ secrets.TOKEN }}}} >/dev/null; {SHOW_CMDLINE}\"\n"
+        ))
+        .args(["run", "--secret", "TOKEN=hunter22"])
+        .run();
+    out.code(0);
+    let line = |job: &str| {
+        let prefix = format!("[{job}] ");
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(&prefix) && l.contains("sh -e "))
+            .unwrap_or_else(|| panic!("no command line from `{job}`:\n{out}"))
+            .to_owned()
+    };
+    assert!(line("literal").contains("sh -e -c tr "), "{out}");
+    let rendered = line("rendered");
+    assert!(!rendered.contains(" -c "), "{rendered}");
+    assert!(rendered.contains(".sh"), "{rendered}");
+    assert!(!rendered.contains("hunter22"), "{rendered}");
+}
+
+#[test]
+fn a_shell_that_was_missing_is_found_once_a_job_installs_it() {
+    // kiln remembers where it found a shell on a PATH, but never that it
+    // found none: a job may install the shell later jobs use.
+    let kiln = Kiln::new();
+    let bin = kiln.path("bin");
+    let kiln = kiln.pipeline(&format!(
+        "env:\n  PATH: {bin}:/usr/local/bin:/usr/bin:/bin\njobs:\n  early:\n    continue-on-error: true\n    steps:\n      - run: echo too early\n        shell: kiln-test-sh -e\n  install:\n    needs: [early]\n    steps:\n      - run: mkdir -p bin && ln -s \"$(command -v sh)\" bin/kiln-test-sh\n  late:\n    needs: [install]\n    steps:\n      - run: echo found it\n        shell: kiln-test-sh -e\n",
+        bin = bin.display()
+    ));
+    let out = kiln.run_with(["run", "--jobs", "1"]);
+    out.code(0)
+        .stdout_has("cannot start `kiln-test-sh -e`")
+        .stdout_has("[late] found it\n");
+    assert!(!out.stdout.contains("[early] too early\n"), "{out}");
+}

@@ -462,6 +462,7 @@ mod tests {
             job: "build".into(),
             step: 2,
             script: "make\n".into(),
+            literal_script: true,
             shell: vec!["bash".into(), "-e".into()],
             workdir: PathBuf::from(workdir),
             env: vec![

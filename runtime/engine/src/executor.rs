@@ -32,6 +32,11 @@ pub struct StepRequest {
     pub step: usize,
     /// The script text (secrets may be substituted into it: never log it).
     pub script: String,
+    /// The script is the pipeline's text as written: no `${{ }}` was
+    /// rendered into it, so it holds no secret unless the file does. Only
+    /// then may an executor put it where other users can read it (a
+    /// command line).
+    pub literal_script: bool,
     /// Shell command line; the script's path is appended.
     pub shell: Vec<String>,
     /// Working directory.

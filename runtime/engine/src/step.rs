@@ -67,12 +67,43 @@ impl<'a> StepRunner<'a> {
         }
     }
 
-    fn context(&self, status: Status) -> Context<'_> {
+    /// The attempt's context, moved out of the runner: put it back with
+    /// `self.values = cx.values`.
+    fn take_context(&mut self, status: Status) -> Context<'a> {
+        let shared: &'a Arc<Shared> = self.shared;
         Context {
-            values: self.values.clone(),
+            values: std::mem::take(&mut self.values),
             status,
-            workspace: Some(&self.shared.options.workspace),
+            workspace: Some(&shared.options.workspace),
         }
+    }
+
+    /// Lends the attempt's context to `render`, with `secrets` (those the
+    /// templates at hand name) added meanwhile. The context is moved, not
+    /// copied: a copy per step was a large part of the engine's own work
+    /// on short jobs. What `render` adds to `env` and `secrets` belongs to
+    /// one step and is undone afterwards. `render` gets the runner, whose
+    /// `values` are empty meanwhile.
+    fn with_context<R>(
+        &mut self,
+        status: Status,
+        secrets: Map<String, Value>,
+        render: impl FnOnce(&Self, &mut Context<'a>) -> R,
+    ) -> R {
+        const SCOPED: [&str; 2] = ["secrets", "env"];
+        let mut cx = self.take_context(status);
+        let saved = SCOPED.map(|key| cx.values.get(key).cloned());
+        if let Some(Value::Object(all)) = cx.values.get_mut("secrets") {
+            all.extend(secrets);
+        }
+        let result = render(self, &mut cx);
+        for (key, value) in SCOPED.into_iter().zip(saved) {
+            if let Some(value) = value {
+                cx.values.insert(key.into(), value);
+            }
+        }
+        self.values = cx.values;
+        result
     }
 
     /// Renders the job's env, container and services for `prepare`.
@@ -85,36 +116,33 @@ impl<'a> StepRunner<'a> {
                 .flat_map(|s| std::iter::once(&s.image).chain(s.env.iter().map(|(_, t)| t))),
         );
         let granted = self.secrets_for(templates);
-        let mut cx = self.context(Status::Success);
-        if let (Some(Value::Object(all)), Value::Object(more)) =
-            (cx.values.get_mut("secrets"), granted)
-        {
-            all.extend(more);
-        }
-        let container = match &job.image {
-            Some(image) => Some(ContainerRequest {
-                image: render_image(image, &cx, "image")?,
-                options: job.container.clone(),
-            }),
-            None => None,
-        };
-        let mut services = Vec::with_capacity(job.services.len());
-        for service in &job.services {
-            let mut env = Vec::new();
-            context::render_env(&service.env, &mut env, &mut cx)?;
-            services.push(ServiceRequest {
-                name: service.name.clone(),
-                image: render_image(
-                    &service.image,
-                    &cx,
-                    &format!("services.{}.image", service.name),
-                )?,
-                env,
-                ports: service.ports.clone(),
-                command: service.command.clone(),
-                health: service.health.clone(),
-            });
-        }
+        let (container, services) = self.with_context(Status::Success, granted, |_, cx| {
+            let container = match &job.image {
+                Some(image) => Some(ContainerRequest {
+                    image: render_image(image, cx, "image")?,
+                    options: job.container.clone(),
+                }),
+                None => None,
+            };
+            let mut services = Vec::with_capacity(job.services.len());
+            for service in &job.services {
+                let mut env = Vec::new();
+                context::render_env(&service.env, &mut env, cx)?;
+                services.push(ServiceRequest {
+                    name: service.name.clone(),
+                    image: render_image(
+                        &service.image,
+                        cx,
+                        &format!("services.{}.image", service.name),
+                    )?,
+                    env,
+                    ports: service.ports.clone(),
+                    command: service.command.clone(),
+                    health: service.health.clone(),
+                });
+            }
+            Ok::<_, String>((container, services))
+        })?;
         Ok(JobRequest {
             job,
             attempt: self.attempt,
@@ -149,18 +177,20 @@ impl<'a> StepRunner<'a> {
     fn job_env(&mut self) -> Result<(), String> {
         let plan = &self.shared.plan;
         let secrets = self.secrets_for(plan.env.iter().chain(&self.job.env).map(|(_, t)| t));
-        self.values.insert("secrets".into(), secrets);
+        self.values.insert("secrets".into(), Value::Object(secrets));
         let mut env = Vec::new();
-        let mut cx = self.context(Status::Success);
-        context::render_env(&plan.env, &mut env, &mut cx)?;
-        context::render_env(&self.job.env, &mut env, &mut cx)?;
+        // Unlike a step's, the job's env stays in the context.
+        let mut cx = self.take_context(Status::Success);
+        let rendered = context::render_env(&plan.env, &mut env, &mut cx)
+            .and_then(|()| context::render_env(&self.job.env, &mut env, &mut cx));
         self.values = cx.values;
+        rendered?;
         self.env = env;
         Ok(())
     }
 
     /// The `secrets` context for templates: only the secrets they name.
-    fn secrets_for<'t>(&self, templates: impl Iterator<Item = &'t Template>) -> Value {
+    fn secrets_for<'t>(&self, templates: impl Iterator<Item = &'t Template>) -> Map<String, Value> {
         let mut granted = Map::new();
         for template in templates {
             for (context, name) in template.references() {
@@ -171,7 +201,7 @@ impl<'a> StepRunner<'a> {
                 granted.insert(name, value.map(Value::String).unwrap_or(Value::Null));
             }
         }
-        Value::Object(granted)
+        granted
     }
 
     fn current_status(&self) -> Status {
@@ -216,14 +246,14 @@ impl<'a> StepRunner<'a> {
         });
     }
 
-    fn should_run(&self, step: &Step, status: Status) -> Result<bool, String> {
+    fn should_run(&mut self, step: &Step, status: Status) -> Result<bool, String> {
         let Some(condition) = &step.condition else {
             return Ok(status == Status::Success);
         };
         if !condition.uses_status_function() && status != Status::Success {
             return Ok(false);
         }
-        eval_condition(condition, &self.context(status))
+        self.with_context(status, Map::new(), |_, cx| eval_condition(condition, cx))
     }
 
     fn record_failure(&mut self, step: &Step, index: usize, result: StepResult) {
@@ -383,7 +413,7 @@ impl<'a> StepRunner<'a> {
                 .chain(step.env.iter().map(|(_, t)| t))
                 .chain(working_directory),
         );
-        for (name, value) in step_secrets.as_object().into_iter().flatten() {
+        for (name, value) in &step_secrets {
             if value.is_null() {
                 self.note(
                     index,
@@ -391,15 +421,24 @@ impl<'a> StepRunner<'a> {
                 );
             }
         }
-        let mut cx = self.context(self.current_status());
-        if let (Some(Value::Object(all)), Value::Object(more)) =
-            (cx.values.get_mut("secrets"), step_secrets)
-        {
-            all.extend(more);
-        }
+        let status = self.current_status();
+        self.with_context(status, step_secrets, |this, cx| {
+            this.render_request(index, step, script, shell, working_directory, cx)
+        })
+    }
+
+    fn render_request(
+        &self,
+        index: usize,
+        step: &Step,
+        script: &Template,
+        shell: &[String],
+        working_directory: Option<&Template>,
+        cx: &mut Context<'_>,
+    ) -> Result<StepRequest, String> {
         let placement = match (&step.image, &self.job.image) {
             (Some(image), _) => Placement::Container(ContainerRequest {
-                image: render_image(image, &cx, "image")?,
+                image: render_image(image, cx, "image")?,
                 options: self.job.container.clone(),
             }),
             (None, Some(_)) => Placement::JobContainer,
@@ -414,17 +453,18 @@ impl<'a> StepRunner<'a> {
         for (k, v) in &self.env {
             context::set(&mut env, k, v.clone());
         }
-        context::render_env(&step.env, &mut env, &mut cx)?;
+        context::render_env(&step.env, &mut env, cx)?;
+        let literal_script = script.is_literal();
         let script = match script.as_literal() {
             Some(text) => text.to_owned(),
             None => script
-                .render(&cx)
+                .render(cx)
                 .map_err(|e| format!("cannot evaluate the script: {e}"))?,
         };
         let workspace = &self.shared.options.workspace;
         let workdir = match working_directory {
             Some(dir) => workspace.join(
-                dir.render(&cx)
+                dir.render(cx)
                     .map_err(|e| format!("cannot evaluate `working-directory`: {e}"))?,
             ),
             None => workspace.clone(),
@@ -445,6 +485,7 @@ impl<'a> StepRunner<'a> {
             job: self.job.name.clone(),
             step: index,
             script,
+            literal_script,
             shell: shell.to_vec(),
             workdir,
             env,
@@ -603,12 +644,9 @@ impl<'a> StepRunner<'a> {
     }
 
     fn deploy_request(
-        &self,
+        &mut self,
         deploy: &kiln_pipeline::Deploy,
     ) -> Result<crate::DeployRequest, String> {
-        use crate::deploy::{DeployRunSpec, RenderedPlugin};
-        use kiln_pipeline::DeployRun;
-        let mut cx = self.context(self.current_status());
         // Like a step, the rollout sees only the secrets its own fields name.
         let named = self.secrets_for(
             deploy
@@ -618,14 +656,21 @@ impl<'a> StepRunner<'a> {
                 .chain(deploy.health.iter().flat_map(|h| &h.with))
                 .map(|(_, t)| t),
         );
-        if let (Some(Value::Object(all)), Value::Object(more)) =
-            (cx.values.get_mut("secrets"), named)
-        {
-            all.extend(more);
-        }
-        let cx = cx;
+        let status = self.current_status();
+        self.with_context(status, named, |this, cx| {
+            this.render_deploy_request(deploy, cx)
+        })
+    }
+
+    fn render_deploy_request(
+        &self,
+        deploy: &kiln_pipeline::Deploy,
+        cx: &Context<'_>,
+    ) -> Result<crate::DeployRequest, String> {
+        use crate::deploy::{DeployRunSpec, RenderedPlugin};
+        use kiln_pipeline::DeployRun;
         let render = |what: &str, t: &Template| {
-            t.render(&cx)
+            t.render(cx)
                 .map_err(|e| format!("cannot evaluate `deploy.{what}`: {e}"))
         };
         let pairs =
@@ -693,19 +738,20 @@ impl<'a> StepRunner<'a> {
 
     /// Declared `outputs:` rendered, or every step output when none are
     /// declared.
-    pub(crate) fn job_outputs(&self) -> Vec<(String, String)> {
-        let cx = self.context(Status::Success);
+    pub(crate) fn job_outputs(&mut self) -> Vec<(String, String)> {
         if self.job.outputs.is_empty() {
             return self.written.clone();
         }
-        self.job
-            .outputs
-            .iter()
-            .map(|(k, t)| {
-                let value = t.render(&cx).unwrap_or_default();
-                (k.clone(), self.shared.masker.mask(&value).into_owned())
-            })
-            .collect()
+        self.with_context(Status::Success, Map::new(), |this, cx| {
+            this.job
+                .outputs
+                .iter()
+                .map(|(k, t)| {
+                    let value = t.render(cx).unwrap_or_default();
+                    (k.clone(), this.shared.masker.mask(&value).into_owned())
+                })
+                .collect()
+        })
     }
 }
 

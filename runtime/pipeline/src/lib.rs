@@ -64,6 +64,10 @@ pub struct Loaded {
 /// reading a file should stop reading past it: the file may be endless.
 pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
 
+/// The shells kiln knows to be POSIX-like: named alone in `shell:`, they
+/// get `-e` added, and they accept a script as `-c TEXT`.
+pub const POSIX_SHELLS: [&str; 5] = ["sh", "bash", "dash", "zsh", "ksh"];
+
 /// Parses, validates, interpolates and expands `source` into a [`Plan`].
 ///
 /// Reports every problem in one pass: a file with five mistakes yields five

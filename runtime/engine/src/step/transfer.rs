@@ -91,17 +91,20 @@ impl StepRunner<'_> {
             return Ok(());
         };
         let store = self.store("`cache:`")?;
-        let cx = self.context(Status::Success);
-        let key = spec
-            .key
-            .render(&cx)
-            .map_err(|e| format!("cannot evaluate `cache.key`: {e}"))?;
-        let restore_keys = spec
-            .restore_keys
-            .iter()
-            .map(|t| t.render(&cx))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("cannot evaluate `cache.restore-keys`: {e}"))?;
+        let (key, restore_keys) =
+            self.with_context(Status::Success, serde_json::Map::new(), |_, cx| {
+                let key = spec
+                    .key
+                    .render(cx)
+                    .map_err(|e| format!("cannot evaluate `cache.key`: {e}"))?;
+                let restore_keys = spec
+                    .restore_keys
+                    .iter()
+                    .map(|t| t.render(cx))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("cannot evaluate `cache.restore-keys`: {e}"))?;
+                Ok::<_, String>((key, restore_keys))
+            })?;
         let outcome = store
             .restore_cache(self.cache_request(&key, &restore_keys))
             .await?;

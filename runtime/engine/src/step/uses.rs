@@ -3,7 +3,6 @@
 
 use kiln_pipeline::expr::Template;
 use kiln_pipeline::{Permissions, Step};
-use serde_json::Value;
 
 use super::StepRunner;
 use crate::action::{ActionExit, ActionRequest};
@@ -87,24 +86,22 @@ impl StepRunner<'_> {
                 .map(|(_, t)| t)
                 .chain(step.env.iter().map(|(_, t)| t)),
         );
-        let mut cx = self.context(self.current_status());
-        if let (Some(Value::Object(all)), Value::Object(more)) =
-            (cx.values.get_mut("secrets"), referenced)
-        {
-            all.extend(more);
-        }
-        let mut env = self.shared.system_env.clone();
-        for (k, v) in &self.env {
-            context::set(&mut env, k, v.clone());
-        }
-        context::render_env(&step.env, &mut env, &mut cx)?;
-        let mut inputs = Vec::with_capacity(with.len());
-        for (name, template) in with {
-            let value = template
-                .render(&cx)
-                .map_err(|e| format!("cannot evaluate `with.{name}`: {e}"))?;
-            inputs.push((name.clone(), value));
-        }
+        let status = self.current_status();
+        let (env, inputs) = self.with_context(status, referenced, |this, cx| {
+            let mut env = this.shared.system_env.clone();
+            for (k, v) in &this.env {
+                context::set(&mut env, k, v.clone());
+            }
+            context::render_env(&step.env, &mut env, cx)?;
+            let mut inputs = Vec::with_capacity(with.len());
+            for (name, template) in with {
+                let value = template
+                    .render(cx)
+                    .map_err(|e| format!("cannot evaluate `with.{name}`: {e}"))?;
+                inputs.push((name.clone(), value));
+            }
+            Ok::<_, String>((env, inputs))
+        })?;
         let granted_env = permissions
             .env
             .iter()

@@ -537,7 +537,7 @@ fn shell_words(text: &str) -> Vec<String> {
     let words: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
     match words.as_slice() {
         [] => default_shell(),
-        [one] if matches!(one.as_str(), "sh" | "bash" | "dash" | "zsh" | "ksh") => {
+        [one] if crate::POSIX_SHELLS.contains(&one.as_str()) => {
             vec![one.clone(), "-e".into()]
         }
         _ => words,
