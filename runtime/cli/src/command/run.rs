@@ -291,6 +291,7 @@ fn consume(
                 Message::Notice(text) => reporter.notice(&text),
             }
         }
+        reporter.flush();
     }
     if !finished {
         reporter.close();

@@ -37,10 +37,21 @@ impl Reporter {
         }
     }
 
-    /// Clears any live display (the run ended without `RunFinished`).
+    /// Writes what the events since the last call showed: once per burst
+    /// of events, not once per line.
+    pub(crate) fn flush(&mut self) {
+        match self {
+            Self::Terminal(r) => r.flush(),
+            Self::Json(r) => r.flush(),
+        }
+    }
+
+    /// Clears any live display and writes what is pending (the run ended
+    /// without `RunFinished`).
     pub(crate) fn close(&mut self) {
-        if let Self::Terminal(r) = self {
-            r.close();
+        match self {
+            Self::Terminal(r) => r.close(),
+            Self::Json(r) => r.flush(),
         }
     }
 }

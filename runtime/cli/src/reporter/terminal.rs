@@ -20,6 +20,10 @@ pub(crate) struct TerminalReporter {
     palette: Palette,
     live: Option<MultiProgress>,
     jobs: Vec<JobView>,
+    /// Lines not yet written (without a live view): written together by
+    /// [`TerminalReporter::flush`] after each burst of events, one write
+    /// instead of one per line.
+    pending: std::cell::RefCell<String>,
 }
 
 #[derive(Default)]
@@ -41,6 +45,7 @@ impl TerminalReporter {
             palette: Palette::stdout(),
             live,
             jobs: Vec::new(),
+            pending: Default::default(),
         }
     }
 
@@ -51,11 +56,23 @@ impl TerminalReporter {
                 let _ = multi.println(text);
             }
             None => {
-                // Not println!: a closed pipe must not panic the run.
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{text}");
+                let mut pending = self.pending.borrow_mut();
+                pending.push_str(text);
+                pending.push('\n');
             }
         }
+    }
+
+    /// Writes the lines gathered since the last flush.
+    pub(crate) fn flush(&self) {
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            return;
+        }
+        // Not print!: a closed pipe must not panic the run.
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(pending.as_bytes()).and_then(|()| out.flush());
+        pending.clear();
     }
 
     /// An out-of-band message (cancellation notices).
@@ -73,6 +90,7 @@ impl TerminalReporter {
         if let Some(multi) = &self.live {
             let _ = multi.clear();
         }
+        self.flush();
     }
 
     fn job(&mut self, index: usize) -> &mut JobView {
@@ -302,10 +320,10 @@ impl TerminalReporter {
             self.palette.paint(style, &format!("run {run} {word}")),
             units::duration(duration)
         ));
-        let mut out = std::io::stdout().lock();
         for line in lines {
-            let _ = writeln!(out, "{line}");
+            self.line(&line);
         }
+        self.flush();
     }
 }
 
