@@ -31,12 +31,13 @@ const INLINE_SCRIPT_MAX: usize = 32 * 1024;
 /// Runs `run:` steps as host processes.
 #[derive(Debug, Default)]
 pub struct ProcessExecutor {
-    /// Programs found on a `PATH`, by `(program, PATH)`. Like a shell's
-    /// command hash, a program found once is not looked up again: the
-    /// lookup (a `stat` per `PATH` entry) was a tenth of kiln's own work per
-    /// no-op step. A program not found is looked up again every time, so a
-    /// job may install the shell a later job uses.
-    found: Mutex<HashMap<(String, String), PathBuf>>,
+    /// Programs found, by `PATH` and then by name. Like a shell's command
+    /// hash, a program found once is not looked up again: the lookup (a
+    /// `stat` per `PATH` entry) was a tenth of kiln's own work per no-op
+    /// step. A program not found is looked up again every time, so a job
+    /// may install the shell a later job uses. Keyed by `&str` lookups, so
+    /// a hit allocates nothing.
+    found: Mutex<HashMap<String, HashMap<String, PathBuf>>>,
 }
 
 impl Executor for ProcessExecutor {
@@ -67,16 +68,19 @@ impl ProcessExecutor {
             .iter()
             .find(|(k, _)| k == "PATH")
             .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str());
-        let key = (program.to_owned(), path.to_owned());
         let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(hit) = found.get(&key) {
+        if let Some(hit) = found.get(path).and_then(|on_path| on_path.get(program)) {
             return hit.clone();
         }
         match std::env::split_paths(path)
             .map(|dir| dir.join(program))
             .find(|candidate| is_executable(candidate))
         {
-            Some(hit) => found.entry(key).or_insert(hit).clone(),
+            Some(hit) => {
+                let on_path = found.entry(path.to_owned()).or_default();
+                on_path.insert(program.to_owned(), hit.clone());
+                hit
+            }
             // Not found: let spawn report the error in its own words.
             None => program.into(),
         }
@@ -194,7 +198,7 @@ fn spawn(
     script: Script,
 ) -> std::io::Result<Child> {
     let mut command = Command::new(program);
-    command.args(&request.shell[1..]);
+    command.args(request.shell.iter().skip(1));
     match script {
         Script::Inline => command.arg("-c").arg(&request.script),
         Script::File => command.arg(&request.script_path),
