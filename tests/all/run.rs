@@ -210,3 +210,24 @@ fn a_shell_that_was_missing_is_found_once_a_job_installs_it() {
         .stdout_has("[late] found it\n");
     assert!(!out.stdout.contains("[early] too early\n"), "{out}");
 }
+
+#[test]
+fn a_script_too_long_for_one_argument_goes_through_the_file() {
+    // Linux caps one argument at 128 KiB; past 32 KiB the script is never
+    // passed as `-c TEXT`, even when it is the pipeline's own text.
+    let padding = "x".repeat(40 * 1024);
+    let out = Kiln::new()
+        .pipeline(&format!(
+            "jobs:\n  long:\n    steps:\n      - run: |\n          # {padding}\n          tr '\\0' ' ' < /proc/$$/cmdline; echo\n"
+        ))
+        .args(["run"])
+        .run();
+    out.code(0);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("[long] ") && l.contains("sh -e "))
+        .unwrap_or_else(|| panic!("no command line:\n{out}"));
+    assert!(!line.contains(" -c "), "{line}");
+    assert!(line.contains(".sh"), "{line}");
+}
