@@ -206,7 +206,7 @@ fn a_shell_that_was_missing_is_found_once_a_job_installs_it() {
     ));
     let out = kiln.run_with(["run", "--jobs", "1"]);
     out.code(0)
-        .stdout_has("cannot start `kiln-test-sh -e`")
+        .stdout_has("cannot start `kiln-test-sh -e`: `kiln-test-sh` is not on the step's PATH")
         .stdout_has("[late] found it\n");
     assert!(!out.stdout.contains("[early] too early\n"), "{out}");
 }

@@ -87,7 +87,7 @@ pub(crate) fn prepare(request: &StepRequest, kiln_dir: &Path) -> Result<Prepared
     let env = request
         .env
         .iter()
-        .map(|(k, v)| match k.as_str() {
+        .map(|(k, v)| match k {
             "KILN_WORKSPACE" => format!("{k}={WORKSPACE}"),
             "KILN_OUTPUT" => {
                 output_out = Some(PathBuf::from(v));
@@ -469,7 +469,9 @@ mod tests {
                 ("KILN_WORKSPACE".into(), "/home/me/proj".into()),
                 ("KILN_OUTPUT".into(), "/dev/shm/kiln-1/0-1-2.out".into()),
                 ("GREETING".into(), "hi=there".into()),
-            ],
+            ]
+            .into_iter()
+            .collect(),
             script_path: PathBuf::from("/unused"),
             workspace: PathBuf::from("/home/me/proj"),
             placement: Placement::JobContainer,

@@ -39,7 +39,7 @@ pub use artifacts::ArtifactStore;
 pub use deploy::{DeployRequest, Deployer};
 pub use event::{Event, JobResult, RunId, RunResult, StepResult, Stream};
 pub use executor::{
-    BoxFuture, ContainerRequest, Executor, JobRequest, OutputSender, Placement, Routed,
+    BoxFuture, ContainerRequest, Env, Executor, JobRequest, OutputSender, Placement, Routed,
     ServiceRequest, StepControl, StepExit, StepRequest,
 };
 pub use process::ProcessExecutor;

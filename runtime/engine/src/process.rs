@@ -5,19 +5,21 @@
 //! step signals every process it started, and when the step's shell exits
 //! any process it left behind in the group is killed too.
 
+mod spawn;
+
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal, kill_process_group};
-use tokio::io::AsyncReadExt;
-use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use rustix::process::{Signal, kill_process_group};
+use tokio::net::unix::pipe::Receiver;
 
 use crate::event::Stream;
-use crate::executor::{BoxFuture, Executor, OutputSender, StepControl, StepExit, StepRequest};
+use crate::executor::{BoxFuture, Env, Executor, OutputSender, StepControl, StepExit, StepRequest};
+use spawn::{Child, Ended, Exit, Spawn};
 
 /// How long readers may keep draining output after the group was killed.
 /// Only a process that escaped the group (`setsid`) can hold the pipes open
@@ -47,30 +49,26 @@ impl Executor for ProcessExecutor {
         output: OutputSender,
         control: StepControl,
     ) -> BoxFuture<'static, StepExit> {
-        let program = request
-            .shell
-            .first()
-            .map(|program| self.resolve(program, &request.env));
+        let program = match request.shell.first() {
+            Some(program) => self.resolve(program, &request.env),
+            None => Err(std::io::Error::other("empty shell")),
+        };
         Box::pin(run(request, program, output, control))
     }
 }
 
 impl ProcessExecutor {
-    /// Finds `program` on the step's `PATH` ourselves. Besides matching what
-    /// the step's env says, an absolute program lets std start the child
-    /// with `posix_spawn` instead of `fork`: forking a runner with a large
-    /// heap costs about a millisecond of page-table copying per step.
-    fn resolve(&self, program: &str, env: &[(String, String)]) -> PathBuf {
+    /// Finds `program` on the step's `PATH`, not kiln's: the step's env
+    /// says where its programs are. `posix_spawn` itself searches nothing,
+    /// and would take a bare name relative to the working directory.
+    fn resolve(&self, program: &str, env: &Env) -> std::io::Result<PathBuf> {
         if program.contains('/') {
-            return program.into();
+            return Ok(program.into());
         }
-        let path = env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str());
+        let path = env.get("PATH").unwrap_or("/usr/local/bin:/usr/bin:/bin");
         let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(hit) = found.get(path).and_then(|on_path| on_path.get(program)) {
-            return hit.clone();
+            return Ok(hit.clone());
         }
         match std::env::split_paths(path)
             .map(|dir| dir.join(program))
@@ -79,17 +77,19 @@ impl ProcessExecutor {
             Some(hit) => {
                 let on_path = found.entry(path.to_owned()).or_default();
                 on_path.insert(program.to_owned(), hit.clone());
-                hit
+                Ok(hit)
             }
-            // Not found: let spawn report the error in its own words.
-            None => program.into(),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("`{program}` is not on the step's PATH"),
+            )),
         }
     }
 }
 
 async fn run(
     request: StepRequest,
-    program: Option<PathBuf>,
+    program: std::io::Result<PathBuf>,
     output: OutputSender,
     control: StepControl,
 ) -> StepExit {
@@ -109,10 +109,11 @@ async fn run(
             let _ = std::fs::remove_file(&request.script_path);
         }
     };
-    let mut child = match program
-        .ok_or_else(|| std::io::Error::other("empty shell"))
-        .and_then(|program| spawn(&program, &request, script))
-    {
+    let Child {
+        stdout,
+        stderr,
+        exit: mut process,
+    } = match program.and_then(|program| start(&program, &request, script)) {
         Ok(child) => child,
         Err(e) => {
             remove_script();
@@ -122,20 +123,13 @@ async fn run(
             ));
         }
     };
-    let group = child.id().and_then(|pid| Pid::from_raw(pid as i32));
-    let mut reading = std::pin::pin!(read_output(
-        child.stdout.take(),
-        child.stderr.take(),
-        output
-    ));
+    let mut reading = std::pin::pin!(read_output(stdout, stderr, output));
     let mut drained = false;
     let exit = {
         let waiting = async {
-            let exit = wait(&mut child, group, &control).await;
+            let exit = wait(&mut process, &control).await;
             // Whatever the step left running in its group goes now.
-            if let Some(group) = group {
-                let _ = kill_process_group(group, Signal::KILL);
-            }
+            let _ = kill_process_group(process.pid(), Signal::KILL);
             exit
         };
         let mut waiting = std::pin::pin!(waiting);
@@ -192,26 +186,27 @@ fn write_script(request: &StepRequest) -> std::io::Result<()> {
     file.write_all(request.script.as_bytes())
 }
 
-fn spawn(
+fn start(
     program: &std::path::Path,
     request: &StepRequest,
     script: Script,
 ) -> std::io::Result<Child> {
-    let mut command = Command::new(program);
-    command.args(request.shell.iter().skip(1));
+    let mut args: Vec<&[u8]> = request
+        .shell
+        .iter()
+        .skip(1)
+        .map(|arg| arg.as_bytes())
+        .collect();
     match script {
-        Script::Inline => command.arg("-c").arg(&request.script),
-        Script::File => command.arg(&request.script_path),
-    };
-    command
-        .current_dir(&request.workdir)
-        .env_clear()
-        .envs(request.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
+        Script::Inline => args.extend([b"-c".as_slice(), request.script.as_bytes()]),
+        Script::File => args.push(request.script_path.as_os_str().as_bytes()),
+    }
+    spawn::spawn(&Spawn {
+        program,
+        args: &args,
+        env: &request.env,
+        workdir: &request.workdir,
+    })
 }
 
 fn is_executable(path: &std::path::Path) -> bool {
@@ -221,34 +216,29 @@ fn is_executable(path: &std::path::Path) -> bool {
 
 /// Waits for the shell, stopping its group when told: SIGTERM, then SIGKILL
 /// after the grace period (or at once on `kill`).
-async fn wait(child: &mut Child, group: Option<Pid>, control: &StepControl) -> StepExit {
+async fn wait(process: &mut Exit, control: &StepControl) -> StepExit {
+    let group = process.pid();
     let signal_group = |signal| {
-        if let Some(group) = group {
-            let _ = kill_process_group(group, signal);
-        }
+        let _ = kill_process_group(group, signal);
     };
     tokio::select! {
-        status = child.wait() => return classify(status),
+        ended = process.wait() => return classify(ended),
         _ = control.stop.cancelled() => signal_group(Signal::TERM),
         _ = control.kill.cancelled() => signal_group(Signal::KILL),
     }
     tokio::select! {
-        status = child.wait() => return classify(status),
+        ended = process.wait() => return classify(ended),
         _ = tokio::time::sleep(control.grace) => {},
         _ = control.kill.cancelled() => {},
     }
     signal_group(Signal::KILL);
-    classify(child.wait().await)
+    classify(process.wait().await)
 }
 
-fn classify(status: std::io::Result<std::process::ExitStatus>) -> StepExit {
-    use std::os::unix::process::ExitStatusExt;
-    match status {
-        Ok(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => StepExit::Exited(code),
-            (None, Some(signal)) => StepExit::Signaled(signal),
-            (None, None) => StepExit::Infrastructure("the step ended in an unknown way".into()),
-        },
+fn classify(ended: std::io::Result<Ended>) -> StepExit {
+    match ended {
+        Ok(Ended::Exited(code)) => StepExit::Exited(code),
+        Ok(Ended::Signaled(signal)) => StepExit::Signaled(signal),
         Err(e) => StepExit::Infrastructure(format!("cannot wait for the step: {e}")),
     }
 }
@@ -256,22 +246,10 @@ fn classify(status: std::io::Result<std::process::ExitStatus>) -> StepExit {
 /// Streams both pipes until each is closed (or unreadable). When both have
 /// output at once, stdout's is read first, as it was most likely written
 /// first (`echo one; echo two >&2`).
-async fn read_output(
-    stdout: Option<ChildStdout>,
-    stderr: Option<ChildStderr>,
-    output: OutputSender,
-) {
-    let (mut stdout_done, mut stderr_done) = (stdout.is_none(), stderr.is_none());
-    let mut stdout = std::pin::pin!(async {
-        if let Some(reader) = stdout {
-            pump(reader, Stream::Stdout, &output).await;
-        }
-    });
-    let mut stderr = std::pin::pin!(async {
-        if let Some(reader) = stderr {
-            pump(reader, Stream::Stderr, &output).await;
-        }
-    });
+async fn read_output(stdout: Receiver, stderr: Receiver, output: OutputSender) {
+    let (mut stdout_done, mut stderr_done) = (false, false);
+    let mut stdout = std::pin::pin!(pump(stdout, Stream::Stdout, &output));
+    let mut stderr = std::pin::pin!(pump(stderr, Stream::Stderr, &output));
     while !(stdout_done && stderr_done) {
         tokio::select! {
             biased;
@@ -281,21 +259,37 @@ async fn read_output(
     }
 }
 
-async fn pump(
-    mut reader: impl tokio::io::AsyncRead + Unpin,
-    stream: Stream,
-    output: &OutputSender,
-) {
-    let mut buf = Vec::with_capacity(16 * 1024);
+/// Forwards what the pipe gives until it closes. Most steps print little
+/// or nothing, so a read goes into a small buffer on the stack, which is no
+/// part of the step's future (it lives between two waits only); a step
+/// that fills it gets a large buffer on the heap for the rest of its reads.
+async fn pump(reader: Receiver, stream: Stream, output: &OutputSender) {
+    const SMALL: usize = 1024;
+    const LARGE: usize = 16 * 1024;
+    let mut large = Vec::new();
     loop {
-        buf.clear();
-        match reader.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                if output.send((stream, buf.clone())).is_err() {
+        if reader.readable().await.is_err() {
+            return;
+        }
+        let mut small = [0u8; SMALL];
+        let buf: &mut [u8] = if large.is_empty() {
+            &mut small
+        } else {
+            &mut large
+        };
+        match reader.try_read(buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                let filled = n == buf.len();
+                if output.send((stream, buf[..n].to_vec())).is_err() {
                     return;
                 }
+                if filled && large.is_empty() {
+                    large = vec![0; LARGE];
+                }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
         }
     }
 }

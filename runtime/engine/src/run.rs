@@ -40,7 +40,7 @@ pub(crate) struct Shared {
     /// Private directory for scripts and output files, removed at the end.
     pub temp: PathBuf,
     /// The base of every host step's env ([`RunOptions::system_env`]).
-    pub system_env: Vec<(String, String)>,
+    pub system_env: Arc<[(String, String)]>,
 }
 
 impl Shared {
@@ -93,7 +93,7 @@ pub async fn run(
         .unwrap_or_else(default_temp_root)
         .join(format!("kiln-{}-{}", std::process::id(), options.run_id));
     let run_id = options.run_id;
-    let system_env = std::mem::take(&mut options.system_env);
+    let system_env = std::mem::take(&mut options.system_env).into();
     let shared = Arc::new(Shared {
         masker: Masker::new(options.secrets.values()),
         plan: plan.clone(),

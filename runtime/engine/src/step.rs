@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::context;
 use crate::event::{Event, StepResult, Stream};
 use crate::executor::{
-    BoxFuture, ContainerRequest, JobRequest, OutputSender, Placement, ServiceRequest, StepControl,
-    StepExit, StepRequest,
+    BoxFuture, ContainerRequest, Env, JobRequest, OutputSender, Placement, ServiceRequest,
+    StepControl, StepExit, StepRequest,
 };
 use crate::lines::LineSplitter;
 use crate::outputs;
@@ -447,13 +447,17 @@ impl<'a> StepRunner<'a> {
         // A container's env starts from its image's, not from the host's:
         // the host's PATH or HOME would break the image.
         let mut env = match placement {
-            Placement::Host => self.shared.system_env.clone(),
-            _ => Vec::new(),
+            Placement::Host => Env::inheriting(self.shared.system_env.clone()),
+            _ => Env::default(),
         };
+        let mut step_env = Vec::new();
+        context::render_env(&step.env, &mut step_env, cx)?;
         for (k, v) in &self.env {
-            context::set(&mut env, k, v.clone());
+            env.set(k, v.clone());
         }
-        context::render_env(&step.env, &mut env, cx)?;
+        for (k, v) in step_env {
+            env.set(&k, v);
+        }
         let literal_script = script.is_literal();
         let script = match script.as_literal() {
             Some(text) => text.to_owned(),
@@ -479,7 +483,7 @@ impl<'a> StepRunner<'a> {
             ("KILN_OUTPUT", output_file.display().to_string()),
         ];
         for (k, v) in kiln_vars {
-            context::set(&mut env, k, v);
+            env.set(k, v);
         }
         Ok(StepRequest {
             job: self.job.name.clone(),

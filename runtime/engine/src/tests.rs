@@ -355,7 +355,7 @@ impl Executor for Placements {
             crate::Placement::JobContainer => "job-container".to_owned(),
             crate::Placement::Container(c) => format!("own {}", c.image),
         };
-        let inherits_host_env = request.env.iter().any(|(k, _)| k == "PATH");
+        let inherits_host_env = request.env.get("PATH").is_some();
         self.0.lock().expect("not poisoned").push(format!(
             "run {} {placement} host-env={inherits_host_env}",
             request.job

@@ -88,7 +88,7 @@ impl StepRunner<'_> {
         );
         let status = self.current_status();
         let (env, inputs) = self.with_context(status, referenced, |this, cx| {
-            let mut env = this.shared.system_env.clone();
+            let mut env = this.shared.system_env.to_vec();
             for (k, v) in &this.env {
                 context::set(&mut env, k, v.clone());
             }
