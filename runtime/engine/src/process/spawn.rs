@@ -36,7 +36,8 @@ use crate::executor::Env;
 
 /// What a process to start is made of, borrowed from the step request.
 pub(super) struct Spawn<'a> {
-    /// An absolute or relative path: no `PATH` search happens here.
+    /// A path (a relative one is taken from the working directory): no
+    /// `PATH` search happens here.
     pub program: &'a Path,
     /// Arguments after the program name (`argv[1..]`).
     pub args: &'a [&'a [u8]],
@@ -46,7 +47,7 @@ pub(super) struct Spawn<'a> {
     pub workdir: &'a Path,
 }
 
-/// A started process: its group leader's pid, its output pipes, and its exit.
+/// A started process: its output pipes, and its exit (which knows its pid).
 pub(super) struct Child {
     pub stdout: Receiver,
     pub stderr: Receiver,
