@@ -74,10 +74,7 @@ impl Env {
 
     /// Sets `name`, replacing an inherited or earlier value.
     pub fn set(&mut self, name: &str, value: String) {
-        match self.set.iter_mut().find(|(k, _)| k == name) {
-            Some(slot) => slot.1 = value,
-            None => self.set.push((name.to_owned(), value)),
-        }
+        crate::context::set(&mut self.set, name, value);
     }
 
     /// The value of `name`, if set or inherited.

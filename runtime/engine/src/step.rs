@@ -427,6 +427,25 @@ impl<'a> StepRunner<'a> {
         })
     }
 
+    /// What every host step inherits: the run's environment.
+    fn host_env(&self) -> Env {
+        Env::inheriting(self.shared.system_env.clone())
+    }
+
+    /// A step's environment: `base`, then the job's env, then the step's
+    /// own `env:` rendered in order.
+    fn step_env(&self, mut env: Env, step: &Step, cx: &mut Context<'_>) -> Result<Env, String> {
+        for (k, v) in &self.env {
+            env.set(k, v.clone());
+        }
+        let mut own = Vec::new();
+        context::render_env(&step.env, &mut own, cx)?;
+        for (k, v) in own {
+            env.set(&k, v);
+        }
+        Ok(env)
+    }
+
     fn render_request(
         &self,
         index: usize,
@@ -446,18 +465,14 @@ impl<'a> StepRunner<'a> {
         };
         // A container's env starts from its image's, not from the host's:
         // the host's PATH or HOME would break the image.
-        let mut env = match placement {
-            Placement::Host => Env::inheriting(self.shared.system_env.clone()),
-            _ => Env::default(),
-        };
-        let mut step_env = Vec::new();
-        context::render_env(&step.env, &mut step_env, cx)?;
-        for (k, v) in &self.env {
-            env.set(k, v.clone());
-        }
-        for (k, v) in step_env {
-            env.set(&k, v);
-        }
+        let mut env = self.step_env(
+            match placement {
+                Placement::Host => self.host_env(),
+                _ => Env::default(),
+            },
+            step,
+            cx,
+        )?;
         let literal_script = script.is_literal();
         let script = match script.as_literal() {
             Some(text) => text.to_owned(),

@@ -170,12 +170,15 @@ impl Drop for Exit {
 pub(super) fn spawn(spec: &Spawn<'_>) -> io::Result<Child> {
     let program = c_string(spec.program.as_os_str().as_bytes())?;
     let workdir = c_string(spec.workdir.as_os_str().as_bytes())?;
-    let mut args = Vec::with_capacity(spec.args.len() + 1);
-    args.push(program.clone());
-    for arg in spec.args {
-        args.push(c_string(arg)?);
-    }
-    let argv = null_terminated(args.iter().map(|arg| arg.as_ptr()));
+    let args = spec
+        .args
+        .iter()
+        .map(|arg| c_string(arg))
+        .collect::<io::Result<Vec<_>>>()?;
+    // `argv[0]` is the program's path, as std sets it.
+    let argv = null_terminated(
+        std::iter::once(program.as_ptr()).chain(args.iter().map(|arg| arg.as_ptr())),
+    );
     let env = EnvBlock::new(spec.env)?;
     let envp = env.pointers();
 
@@ -395,6 +398,16 @@ mod tests {
         })
     }
 
+    /// `program` with no arguments and no environment, in `workdir`.
+    fn bare(program: &str, workdir: &str) -> io::Result<Child> {
+        spawn(&Spawn {
+            program: Path::new(program),
+            args: &[],
+            env: &Env::default(),
+            workdir: Path::new(workdir),
+        })
+    }
+
     async fn read_all(mut pipe: Receiver) -> String {
         use tokio::io::AsyncReadExt;
         let mut text = String::new();
@@ -461,19 +474,9 @@ mod tests {
 
     #[tokio::test]
     async fn what_cannot_start_is_an_error_not_a_child() {
-        let missing = spawn(&Spawn {
-            program: Path::new("/nonexistent/sh"),
-            args: &[],
-            env: &Env::default(),
-            workdir: Path::new("/"),
-        });
+        let missing = bare("/nonexistent/sh", "/");
         assert_eq!(missing.err().unwrap().kind(), io::ErrorKind::NotFound);
-        let no_dir = spawn(&Spawn {
-            program: Path::new("/bin/sh"),
-            args: &[],
-            env: &Env::default(),
-            workdir: Path::new("/nonexistent"),
-        });
+        let no_dir = bare("/bin/sh", "/nonexistent");
         assert_eq!(no_dir.err().unwrap().kind(), io::ErrorKind::NotFound);
         let nul = sh("true", &[("A", "x\0y")]);
         assert_eq!(nul.err().unwrap().kind(), io::ErrorKind::InvalidInput);

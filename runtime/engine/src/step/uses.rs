@@ -6,7 +6,6 @@ use kiln_pipeline::{Permissions, Step};
 
 use super::StepRunner;
 use crate::action::{ActionExit, ActionRequest};
-use crate::context;
 use crate::event::StepResult;
 
 impl StepRunner<'_> {
@@ -88,11 +87,7 @@ impl StepRunner<'_> {
         );
         let status = self.current_status();
         let (env, inputs) = self.with_context(status, referenced, |this, cx| {
-            let mut env = this.shared.system_env.to_vec();
-            for (k, v) in &this.env {
-                context::set(&mut env, k, v.clone());
-            }
-            context::render_env(&step.env, &mut env, cx)?;
+            let env = this.step_env(this.host_env(), step, cx)?;
             let mut inputs = Vec::with_capacity(with.len());
             for (name, template) in with {
                 let value = template
@@ -105,10 +100,7 @@ impl StepRunner<'_> {
         let granted_env = permissions
             .env
             .iter()
-            .filter_map(|name| {
-                let (k, v) = env.iter().find(|(k, _)| k == name)?;
-                Some((k.clone(), v.clone()))
-            })
+            .filter_map(|name| Some((name.clone(), env.get(name)?.to_owned())))
             .collect();
         let mut secrets = Vec::new();
         for name in &permissions.secrets {
