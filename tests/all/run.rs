@@ -212,6 +212,20 @@ fn a_shell_that_was_missing_is_found_once_a_job_installs_it() {
 }
 
 #[test]
+fn an_env_value_with_a_nul_byte_fails_the_step_naming_the_variable() {
+    // A process environment is NUL-terminated strings: such a value cannot
+    // be passed on, and must not be cut short silently.
+    let out = Kiln::new()
+        .pipeline("jobs:\n  a:\n    steps:\n      - run: echo ran\n        env:\n          BAD: \"x\\0y\"\n")
+        .args(["run"])
+        .run();
+    out.code(1).stdout_has(
+        "cannot start `sh -e`: environment variable `BAD` cannot be passed to a process: its value holds a NUL byte; remove the `\\0`",
+    );
+    assert!(!out.stdout.contains("[a] ran"), "{out}");
+}
+
+#[test]
 fn a_script_too_long_for_one_argument_goes_through_the_file() {
     // Linux caps one argument at 128 KiB; past 32 KiB the script is never
     // passed as `-c TEXT`, even when it is the pipeline's own text.

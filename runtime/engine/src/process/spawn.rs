@@ -265,11 +265,18 @@ impl EnvBlock {
         let mut bytes = Vec::with_capacity(size);
         let mut starts = Vec::new();
         for (key, value) in env.iter() {
-            if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
+            let problem = if key.is_empty() || key.contains(['=', '\0']) {
+                Some("a name must be non-empty and hold no `=` or NUL byte")
+            } else if value.contains('\0') {
+                Some("its value holds a NUL byte; remove the `\\0`")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!(
-                        "environment variable `{}` cannot be passed to a process: a name must be non-empty and hold no `=`, and no NUL byte may appear",
+                        "environment variable `{}` cannot be passed to a process: {problem}",
                         key.escape_default()
                     ),
                 ));
