@@ -1,6 +1,7 @@
 //! Building what `${{ }}` expressions see at run time.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use kiln_pipeline::expr::{Context, Status, Template};
 use kiln_pipeline::{Job, JobId};
@@ -30,10 +31,10 @@ pub(crate) fn result_name(result: JobResult) -> &'static str {
 /// The `needs` context of `job`: one entry per needed job key. Matrix
 /// siblings share a key: their outputs merge and the first non-success
 /// result stands for all of them.
-pub(crate) fn needs(job: &Job, jobs: &[Job], finished: &[Option<Finished>]) -> Value {
+pub(crate) fn needs(job: &Job, jobs: &[Job], finished: &[OnceLock<Finished>]) -> Value {
     let mut by_key: BTreeMap<&str, (JobResult, Map<String, Value>)> = BTreeMap::new();
     for &JobId(need) in &job.needs {
-        let Some(done) = &finished[need] else {
+        let Some(done) = finished[need].get() else {
             continue;
         };
         let entry = by_key
@@ -101,6 +102,18 @@ pub(crate) fn to_object<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect(),
     )
+}
+
+/// `entries` as an env list when none needs evaluating (later entries
+/// win, as in [`render_env`]); `None` if one does.
+pub(crate) fn literal_env<'a>(
+    entries: impl Iterator<Item = &'a (String, Template)>,
+) -> Option<Vec<(String, String)>> {
+    let mut env = Vec::new();
+    for (name, template) in entries {
+        set(&mut env, name, template.as_literal()?.to_owned());
+    }
+    Some(env)
 }
 
 /// Renders `env` entries in order on top of `env`, each seeing the ones

@@ -5,10 +5,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kiln_pipeline::{Job, JobId, RetryOn};
-use serde_json::Value;
 
 use crate::backoff;
-use crate::context::{self, Finished};
 use crate::event::{Event, JobResult};
 use crate::run::Shared;
 use crate::step::{FailureKind, StepRunner};
@@ -30,7 +28,7 @@ struct Attempt {
 
 /// Runs `job` with retries until it succeeds, fails for good, or the run
 /// stops.
-pub(crate) async fn run(shared: Arc<Shared>, id: JobId, needs: Value) -> JobOutcome {
+pub(crate) async fn run(shared: Arc<Shared>, id: JobId) -> JobOutcome {
     let job = &shared.plan.jobs[id.0];
     let started = Instant::now();
     let mut attempt = 0;
@@ -41,7 +39,7 @@ pub(crate) async fn run(shared: Arc<Shared>, id: JobId, needs: Value) -> JobOutc
             name: job.name.clone(),
             attempt,
         });
-        let outcome = run_attempt(&shared, job, attempt, needs.clone()).await;
+        let outcome = run_attempt(&shared, job, attempt).await;
         let Some((kind, reason)) = outcome.failure else {
             return JobOutcome {
                 result: JobResult::Success,
@@ -88,8 +86,8 @@ fn retries(on: &[RetryOn], kind: FailureKind) -> bool {
     })
 }
 
-async fn run_attempt(shared: &Arc<Shared>, job: &Job, attempt: u32, needs: Value) -> Attempt {
-    let mut runner = StepRunner::new(shared, job, attempt, needs);
+async fn run_attempt(shared: &Arc<Shared>, job: &Job, attempt: u32) -> Attempt {
+    let mut runner = StepRunner::new(shared, job, attempt);
     let request = match runner.job_request() {
         Ok(request) => request,
         Err(message) => {
@@ -157,9 +155,4 @@ async fn prepare(
         (None, Err(message)) => Err((FailureKind::Infrastructure, message)),
         (None, Ok(())) => Ok(()),
     }
-}
-
-/// What the dispatcher needs to know to run `job`.
-pub(crate) fn needs_value(job: &Job, jobs: &[Job], finished: &[Option<Finished>]) -> Value {
-    context::needs(job, jobs, finished)
 }

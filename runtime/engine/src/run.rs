@@ -7,8 +7,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use kiln_pipeline::expr::Context;
@@ -41,6 +41,11 @@ pub(crate) struct Shared {
     pub temp: PathBuf,
     /// The base of every host step's env ([`RunOptions::system_env`]).
     pub system_env: Arc<[(String, String)]>,
+    /// How each job ended, by plan index; set once, by the dispatcher.
+    /// Shared so a job task builds its `needs` context only if an
+    /// expression reads it: a job's needs are all set before it starts and
+    /// never change.
+    pub finished: Box<[OnceLock<Finished>]>,
 }
 
 impl Shared {
@@ -105,6 +110,7 @@ pub async fn run(
         pipeline_timed_out: AtomicBool::new(false),
         temp,
         system_env,
+        finished: plan.jobs.iter().map(|_| OnceLock::new()).collect(),
     });
     shared.emit(Event::RunStarted {
         run: run_id,
@@ -191,7 +197,6 @@ struct Dispatcher {
     shared: Arc<Shared>,
     remaining: Vec<usize>,
     dependents: Vec<Vec<JobId>>,
-    finished: Vec<Option<Finished>>,
     /// A job failed (not counting `continue-on-error`) here or upstream:
     /// what `failure()` reports for its dependents.
     upstream_failed: Vec<bool>,
@@ -219,7 +224,6 @@ impl Dispatcher {
         Self {
             remaining,
             dependents,
-            finished: vec![None; jobs.len()],
             upstream_failed: vec![false; jobs.len()],
             ready,
             running: JoinSet::new(),
@@ -282,9 +286,7 @@ impl Dispatcher {
         }
         match self.decide(id) {
             Decision::Run => {
-                let plan = &self.shared.plan;
-                let needs = job::needs_value(&plan.jobs[id.0], &plan.jobs, &self.finished);
-                let handle = self.running.spawn(run_job(self.shared.clone(), id, needs));
+                let handle = self.running.spawn(run_job(self.shared.clone(), id));
                 self.task_jobs.insert(handle.id(), id);
             }
             Decision::Skip(reason) => self.finish(
@@ -311,7 +313,7 @@ impl Dispatcher {
         let plan = &self.shared.plan;
         let job = &plan.jobs[id.0];
         let blocker = job.needs.iter().find_map(|need| {
-            let done = self.finished[need.0].as_ref()?;
+            let done = self.shared.finished[need.0].get()?;
             (done.result != JobResult::Success).then(|| {
                 format!(
                     "needs `{}`, which {}",
@@ -333,7 +335,7 @@ impl Dispatcher {
             values: context::base(
                 &self.shared.options.vars,
                 job,
-                job::needs_value(job, &plan.jobs, &self.finished),
+                context::needs(job, &plan.jobs, &self.shared.finished),
                 &self.shared.temp,
             ),
             status: context::status(false, failed),
@@ -408,10 +410,13 @@ impl Dispatcher {
             reason,
             outputs: outputs.clone(),
         });
-        self.finished[id.0] = Some(Finished {
-            result: effective,
-            outputs,
-        });
+        let first = self.shared.finished[id.0]
+            .set(Finished {
+                result: effective,
+                outputs,
+            })
+            .is_ok();
+        debug_assert!(first, "job {} finished twice", id.0);
         for &dependent in &self.dependents[id.0] {
             self.remaining[dependent.0] -= 1;
             if self.remaining[dependent.0] == 0 {
@@ -425,9 +430,9 @@ impl Dispatcher {
             return RunResult::Cancelled;
         }
         let jobs = &self.shared.plan.jobs;
-        let failed = self.finished.iter().zip(jobs).any(|(done, job)| {
+        let failed = self.shared.finished.iter().zip(jobs).any(|(done, job)| {
             !job.continue_on_error
-                && done.as_ref().is_none_or(|d| {
+                && done.get().is_none_or(|d| {
                     matches!(
                         d.result,
                         JobResult::Failed | JobResult::TimedOut | JobResult::Cancelled
@@ -442,8 +447,13 @@ impl Dispatcher {
     }
 }
 
-async fn run_job(shared: Arc<Shared>, id: JobId, needs: serde_json::Value) -> (JobId, JobOutcome) {
-    (id, job::run(shared, id, needs).await)
+/// A job's task. The job's future is boxed: it is large, and tokio
+/// allocates a task with cache-line alignment, which glibc's
+/// `posix_memalign` serves several times slower than `malloc` at that
+/// size (`kiln-bench scheduler` showed it).
+fn run_job(shared: Arc<Shared>, id: JobId) -> impl Future<Output = (JobId, JobOutcome)> {
+    let job = Box::pin(job::run(shared, id));
+    async move { (id, job.await) }
 }
 
 fn describe(result: JobResult) -> &'static str {

@@ -41,7 +41,11 @@ pub(crate) struct StepRunner<'a> {
     shared: &'a Arc<Shared>,
     job: &'a Job,
     attempt: u32,
-    values: Map<String, Value>,
+    /// What `${{ }}` expressions see, built on first use: most jobs have
+    /// no expression at all, and building `needs`, `matrix` and `vars` as
+    /// JSON for each was a large part of kiln's own work per job.
+    values: Option<Map<String, Value>>,
+    /// The job's env, rendered once per attempt.
     env: Vec<(String, String)>,
     deadline: Option<Deadline>,
     failure: Option<(FailureKind, String)>,
@@ -52,13 +56,12 @@ pub(crate) struct StepRunner<'a> {
 }
 
 impl<'a> StepRunner<'a> {
-    pub(crate) fn new(shared: &'a Arc<Shared>, job: &'a Job, attempt: u32, needs: Value) -> Self {
-        let values = context::base(&shared.options.vars, job, needs, &shared.temp);
+    pub(crate) fn new(shared: &'a Arc<Shared>, job: &'a Job, attempt: u32) -> Self {
         Self {
             shared,
             job,
             attempt,
-            values,
+            values: None,
             env: Vec::new(),
             deadline: job.timeout.map(|t| Deadline::now() + t),
             failure: None,
@@ -67,12 +70,28 @@ impl<'a> StepRunner<'a> {
         }
     }
 
+    /// The attempt's context values, built now if this is their first use.
+    fn values(&mut self) -> &mut Map<String, Value> {
+        let (shared, job, env) = (self.shared, self.job, &self.env);
+        self.values.get_or_insert_with(|| {
+            let plan = &shared.plan;
+            let needs = context::needs(job, &plan.jobs, &shared.finished);
+            let mut values = context::base(&shared.options.vars, job, needs, &shared.temp);
+            values.insert(
+                "env".into(),
+                context::to_object(env.iter().map(|(k, v)| (k, v))),
+            );
+            values
+        })
+    }
+
     /// The attempt's context, moved out of the runner: put it back with
-    /// `self.values = cx.values`.
+    /// `self.values = Some(cx.values)`.
     fn take_context(&mut self, status: Status) -> Context<'a> {
+        self.values();
         let shared: &'a Arc<Shared> = self.shared;
         Context {
-            values: std::mem::take(&mut self.values),
+            values: self.values.take().unwrap_or_default(),
             status,
             workspace: Some(&shared.options.workspace),
         }
@@ -102,8 +121,30 @@ impl<'a> StepRunner<'a> {
                 cx.values.insert(key.into(), value);
             }
         }
-        self.values = cx.values;
+        self.values = Some(cx.values);
         result
+    }
+
+    /// [`Self::with_context`] for rendering `templates`, except that the
+    /// context is not built when none of them can read it (all literal,
+    /// the usual case): `render` then gets an empty one.
+    fn with_context_for<'t, R>(
+        &mut self,
+        status: Status,
+        templates: impl IntoIterator<Item = &'t Template>,
+        secrets: Map<String, Value>,
+        render: impl FnOnce(&Self, &mut Context<'a>) -> R,
+    ) -> R {
+        if templates.into_iter().all(Template::is_literal) {
+            let shared: &'a Arc<Shared> = self.shared;
+            let mut cx = Context {
+                values: Map::new(),
+                status,
+                workspace: Some(&shared.options.workspace),
+            };
+            return render(self, &mut cx);
+        }
+        self.with_context(status, secrets, render)
     }
 
     /// Renders the job's env, container and services for `prepare`.
@@ -115,34 +156,35 @@ impl<'a> StepRunner<'a> {
                 .iter()
                 .flat_map(|s| std::iter::once(&s.image).chain(s.env.iter().map(|(_, t)| t))),
         );
-        let granted = self.secrets_for(templates);
-        let (container, services) = self.with_context(Status::Success, granted, |_, cx| {
-            let container = match &job.image {
-                Some(image) => Some(ContainerRequest {
-                    image: render_image(image, cx, "image")?,
-                    options: job.container.clone(),
-                }),
-                None => None,
-            };
-            let mut services = Vec::with_capacity(job.services.len());
-            for service in &job.services {
-                let mut env = Vec::new();
-                context::render_env(&service.env, &mut env, cx)?;
-                services.push(ServiceRequest {
-                    name: service.name.clone(),
-                    image: render_image(
-                        &service.image,
-                        cx,
-                        &format!("services.{}.image", service.name),
-                    )?,
-                    env,
-                    ports: service.ports.clone(),
-                    command: service.command.clone(),
-                    health: service.health.clone(),
-                });
-            }
-            Ok::<_, String>((container, services))
-        })?;
+        let granted = self.secrets_for(templates.clone());
+        let (container, services) =
+            self.with_context_for(Status::Success, templates, granted, |_, cx| {
+                let container = match &job.image {
+                    Some(image) => Some(ContainerRequest {
+                        image: render_image(image, cx, "image")?,
+                        options: job.container.clone(),
+                    }),
+                    None => None,
+                };
+                let mut services = Vec::with_capacity(job.services.len());
+                for service in &job.services {
+                    let mut env = Vec::new();
+                    context::render_env(&service.env, &mut env, cx)?;
+                    services.push(ServiceRequest {
+                        name: service.name.clone(),
+                        image: render_image(
+                            &service.image,
+                            cx,
+                            &format!("services.{}.image", service.name),
+                        )?,
+                        env,
+                        ports: service.ports.clone(),
+                        command: service.command.clone(),
+                        health: service.health.clone(),
+                    });
+                }
+                Ok::<_, String>((container, services))
+            })?;
         Ok(JobRequest {
             job,
             attempt: self.attempt,
@@ -175,15 +217,22 @@ impl<'a> StepRunner<'a> {
 
     /// Pipeline and job env, rendered once per attempt.
     fn job_env(&mut self) -> Result<(), String> {
-        let plan = &self.shared.plan;
-        let secrets = self.secrets_for(plan.env.iter().chain(&self.job.env).map(|(_, t)| t));
-        self.values.insert("secrets".into(), Value::Object(secrets));
+        let (plan, job) = (&self.shared.plan, self.job);
+        let entries = || plan.env.iter().chain(&job.env);
+        if let Some(env) = context::literal_env(entries()) {
+            // The context, if ever built, takes it from `self.env`.
+            self.env = env;
+            return Ok(());
+        }
+        let secrets = self.secrets_for(entries().map(|(_, t)| t));
+        self.values()
+            .insert("secrets".into(), Value::Object(secrets));
         let mut env = Vec::new();
         // Unlike a step's, the job's env stays in the context.
         let mut cx = self.take_context(Status::Success);
         let rendered = context::render_env(&plan.env, &mut env, &mut cx)
-            .and_then(|()| context::render_env(&self.job.env, &mut env, &mut cx));
-        self.values = cx.values;
+            .and_then(|()| context::render_env(&job.env, &mut env, &mut cx));
+        self.values = Some(cx.values);
         rendered?;
         self.env = env;
         Ok(())
@@ -293,7 +342,7 @@ impl<'a> StepRunner<'a> {
             .into_iter()
             .map(|(k, v)| (k, Value::String(v)))
             .collect();
-        if let Some(Value::Object(steps)) = self.values.get_mut("steps") {
+        if let Some(Value::Object(steps)) = self.values().get_mut("steps") {
             steps.insert(
                 step_id.clone(),
                 serde_json::json!({ "outputs": outputs, "outcome": outcome, "conclusion": conclusion }),
@@ -408,11 +457,11 @@ impl<'a> StepRunner<'a> {
         shell: &[String],
         working_directory: Option<&Template>,
     ) -> Result<StepRequest, String> {
-        let step_secrets = self.secrets_for(
-            std::iter::once(script)
-                .chain(step.env.iter().map(|(_, t)| t))
-                .chain(working_directory),
-        );
+        let templates = std::iter::once(script)
+            .chain(step.env.iter().map(|(_, t)| t))
+            .chain(working_directory)
+            .chain(&step.image);
+        let step_secrets = self.secrets_for(templates.clone());
         for (name, value) in &step_secrets {
             if value.is_null() {
                 self.note(
@@ -422,7 +471,7 @@ impl<'a> StepRunner<'a> {
             }
         }
         let status = self.current_status();
-        self.with_context(status, step_secrets, |this, cx| {
+        self.with_context_for(status, templates, step_secrets, |this, cx| {
             this.render_request(index, step, script, shell, working_directory, cx)
         })
     }
