@@ -2,6 +2,7 @@
 //! files. The store knows nothing about engine events; this is the mapping.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kiln_engine::{Event, RunResult};
@@ -14,6 +15,12 @@ pub(crate) struct Recorder {
     logs: Option<LogWriter>,
     /// Current attempt per job: step events do not carry it.
     attempts: HashMap<usize, u32>,
+    /// Starts not written yet, while a batch is open: a short job's start
+    /// and end usually arrive in the same batch, and writing each row once
+    /// with both halved the statements per job. All are written before
+    /// the batch commits, so the committed record is the same.
+    held: Vec<Held>,
+    batch: bool,
     /// The first write error, reported once; later ones are likely the same.
     warned: bool,
 }
@@ -26,6 +33,8 @@ impl Recorder {
             live: Some(live),
             logs: None,
             attempts: HashMap::new(),
+            held: Vec::new(),
+            batch: false,
             warned: false,
         }
     }
@@ -40,14 +49,19 @@ impl Recorder {
 
     /// Starts recording a burst of events in one commit.
     pub(crate) fn begin_batch(&mut self) {
-        if let Err(err) = self.store.begin_batch() {
-            self.warn(&err);
+        match self.store.begin_batch() {
+            Ok(()) => self.batch = true,
+            Err(err) => self.warn(&err),
         }
     }
 
     /// Commits the burst started by [`Recorder::begin_batch`].
     pub(crate) fn commit_batch(&mut self) {
-        if let Err(err) = self.store.commit_batch() {
+        self.batch = false;
+        if let Err(err) = self
+            .write_held(|_| true)
+            .and_then(|()| self.store.commit_batch())
+        {
             self.warn(&err);
         }
     }
@@ -55,6 +69,9 @@ impl Recorder {
     /// Closes the record if the engine never sent `RunFinished` (it
     /// returned an error): the run counts as failed.
     pub(crate) fn finish(mut self, duration: Duration) {
+        if let Err(err) = self.write_held(|_| true) {
+            self.warn(&err);
+        }
         if let Some(logs) = self.logs.as_mut()
             && let Err(err) = logs.close_all()
         {
@@ -83,6 +100,41 @@ impl Recorder {
         self.live.as_ref().map_or(0, LiveRun::id)
     }
 
+    /// Writes the held starts that `which` selects, in arrival order.
+    fn write_held(&mut self, which: impl Fn(&Held) -> bool) -> Result<(), StoreError> {
+        let run = self.run_id();
+        let (write, keep): (Vec<Held>, Vec<Held>) =
+            std::mem::take(&mut self.held).into_iter().partition(which);
+        self.held = keep;
+        for held in write {
+            match held {
+                Held::Job { job, attempt } => self.store.job_started(run, job, attempt)?,
+                Held::Step(start) => self.store.step_started(run, start.as_start())?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the held start of `job`'s step `step`, if any.
+    fn take_held_step(&mut self, job: usize, step: usize) -> Option<HeldStep> {
+        let at = self
+            .held
+            .iter()
+            .position(|h| matches!(h, Held::Step(s) if s.job == job && s.step == step))?;
+        match self.held.remove(at) {
+            Held::Step(start) => Some(start),
+            Held::Job { .. } => None,
+        }
+    }
+
+    /// Takes the held start of `job`'s attempt `attempt`, if any.
+    fn take_held_job(&mut self, job: usize, attempt: u32) -> bool {
+        let at = self.held.iter().position(
+            |h| matches!(h, Held::Job { job: j, attempt: a } if *j == job && *a == attempt),
+        );
+        at.map(|at| self.held.remove(at)).is_some()
+    }
+
     fn apply(&mut self, event: &Event) -> Result<(), StoreError> {
         let run = self.run_id();
         match event {
@@ -94,7 +146,14 @@ impl Recorder {
             }
             Event::JobStarted { job, attempt, .. } => {
                 self.attempts.insert(job.0, *attempt);
-                self.store.job_started(run, job.0, *attempt)?;
+                if self.batch {
+                    self.held.push(Held::Job {
+                        job: job.0,
+                        attempt: *attempt,
+                    });
+                } else {
+                    self.store.job_started(run, job.0, *attempt)?;
+                }
             }
             Event::StepStarted {
                 job,
@@ -106,16 +165,18 @@ impl Recorder {
                     Some(logs) => Some(logs.open_step(job.0, *step, name, *attempt)?),
                     None => None,
                 };
-                self.store.step_started(
-                    run,
-                    StepStart {
-                        job: job.0,
-                        step: *step,
-                        attempt: *attempt,
-                        name,
-                        log: log.as_deref(),
-                    },
-                )?;
+                let start = HeldStep {
+                    job: job.0,
+                    step: *step,
+                    attempt: *attempt,
+                    name: name.clone(),
+                    log,
+                };
+                if self.batch {
+                    self.held.push(Held::Step(start));
+                } else {
+                    self.store.step_started(run, start.as_start())?;
+                }
             }
             Event::Output {
                 job, step, line, ..
@@ -135,26 +196,29 @@ impl Recorder {
                     logs.close_step(job.0, *step)?;
                 }
                 let result = wire_name(result);
-                self.store.step_finished(
-                    run,
-                    StepEnd {
-                        job: job.0,
-                        step: *step,
-                        attempt: self.attempts.get(&job.0).copied().unwrap_or(1),
-                        result: &result,
-                        exit_code: *exit_code,
-                        duration: *duration,
-                    },
-                )?;
+                let end = StepEnd {
+                    job: job.0,
+                    step: *step,
+                    attempt: self.attempts.get(&job.0).copied().unwrap_or(1),
+                    result: &result,
+                    exit_code: *exit_code,
+                    duration: *duration,
+                };
+                match self.take_held_step(job.0, *step) {
+                    Some(start) => self.store.step_ran(run, start.as_start(), end)?,
+                    None => self.store.step_finished(run, end)?,
+                }
             }
             Event::JobRetrying {
                 job,
                 attempt,
                 delay,
                 reason,
-            } => self
-                .store
-                .job_retrying(run, job.0, *attempt, *delay, reason)?,
+            } => {
+                self.write_held(|h| h.job() == job.0)?;
+                self.store
+                    .job_retrying(run, job.0, *attempt, *delay, reason)?;
+            }
             Event::JobFinished {
                 job,
                 result,
@@ -164,20 +228,24 @@ impl Recorder {
                 ..
             } => {
                 let result = wire_name(result);
-                self.store.job_finished(
-                    run,
-                    JobEnd {
-                        job: job.0,
-                        result: &result,
-                        attempts: *attempts,
-                        duration: *duration,
-                        reason: reason.as_deref(),
-                    },
-                )?;
+                let end = JobEnd {
+                    job: job.0,
+                    result: &result,
+                    attempts: *attempts,
+                    duration: *duration,
+                    reason: reason.as_deref(),
+                };
+                if self.take_held_job(job.0, *attempts) {
+                    self.store.job_ran(run, end)?;
+                } else {
+                    self.write_held(|h| h.job() == job.0)?;
+                    self.store.job_finished(run, end)?;
+                }
             }
             Event::RunFinished {
                 result, duration, ..
             } => {
+                self.write_held(|_| true)?;
                 if let Some(logs) = self.logs.as_mut() {
                     logs.close_all()?;
                 }
@@ -189,6 +257,42 @@ impl Recorder {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// A start event not yet written to the record.
+enum Held {
+    Job { job: usize, attempt: u32 },
+    Step(HeldStep),
+}
+
+impl Held {
+    fn job(&self) -> usize {
+        match self {
+            Held::Job { job, .. } => *job,
+            Held::Step(start) => start.job,
+        }
+    }
+}
+
+/// A held [`StepStart`], owning its strings.
+struct HeldStep {
+    job: usize,
+    step: usize,
+    attempt: u32,
+    name: String,
+    log: Option<PathBuf>,
+}
+
+impl HeldStep {
+    fn as_start(&self) -> StepStart<'_> {
+        StepStart {
+            job: self.job,
+            step: self.step,
+            attempt: self.attempt,
+            name: &self.name,
+            log: self.log.as_deref(),
+        }
     }
 }
 
@@ -355,6 +459,42 @@ mod tests {
             ship.reason.as_deref(),
             Some("needs `build (os=x)`, which failed")
         );
+    }
+
+    /// Records `events(1)` into a fresh state directory, committing a
+    /// batch after each event whose index `commit_after` accepts.
+    fn record_batched(commit_after: impl Fn(usize) -> bool) -> RunDetailsText {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".kiln");
+        let mut store = Store::open(&state).unwrap();
+        let live = store.begin_run("p", "kiln.yml").unwrap();
+        let mut recorder = Recorder::new(store, live);
+        recorder.begin_batch();
+        for (index, event) in events(1).iter().enumerate() {
+            recorder.record(event);
+            if commit_after(index) {
+                recorder.commit_batch();
+                recorder.begin_batch();
+            }
+        }
+        recorder.commit_batch();
+        assert!(!recorder.warned);
+        drop(recorder);
+        let details = Store::open(&state).unwrap().run_details(1).unwrap();
+        RunDetailsText(format!("{:?} {:?}", details.run.status, details.jobs))
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct RunDetailsText(String);
+
+    #[test]
+    fn batching_starts_with_their_ends_records_the_same_as_writing_each() {
+        let each = record_batched(|_| true);
+        assert!(each.0.contains("attempts: 2"), "{each:?}");
+        assert_eq!(record_batched(|_| false), each);
+        // Starts committed in one batch, their ends in the next.
+        assert_eq!(record_batched(|i| i % 2 == 1), each);
+        assert_eq!(record_batched(|i| i % 3 == 0), each);
     }
 
     #[test]

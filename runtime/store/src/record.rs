@@ -141,6 +141,46 @@ impl Store {
         .map_err(|e| self.db(e))
     }
 
+    /// A job attempt that started and reached its final state in the same
+    /// batch: the record of [`Store::job_started`] for attempt
+    /// `end.attempts` then [`Store::job_finished`], written as one row
+    /// each for the job and the attempt. Most short jobs end this way, and
+    /// row writes are most of what recording a run costs.
+    pub fn job_ran(&mut self, run: RunId, end: JobEnd<'_>) -> Result<()> {
+        let now = now_ms();
+        self.exec(
+            "UPDATE jobs SET result = ?3, attempts = ?4, started_ms = coalesce(started_ms, ?5),
+                        finished_ms = ?5, duration_ms = ?6, reason = ?7
+                 WHERE run = ?1 AND job = ?2",
+            (
+                run,
+                end.job as i64,
+                end.result,
+                end.attempts,
+                now,
+                duration_ms(end.duration),
+                end.reason,
+            ),
+        )
+        .and_then(|_| {
+            self.exec(
+                "INSERT OR REPLACE INTO attempts
+                     (run, job, attempt, started_ms, finished_ms, result, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+                (
+                    run,
+                    end.job as i64,
+                    end.attempts,
+                    now,
+                    end.result,
+                    end.reason,
+                ),
+            )
+        })
+        .map(drop)
+        .map_err(|e| self.db(e))
+    }
+
     /// A job attempt failed and will be retried after `delay`.
     pub fn job_retrying(
         &mut self,
@@ -181,6 +221,32 @@ impl Store {
                 step.name,
                 now_ms(),
                 log,
+            ),
+        )
+        .map(drop)
+        .map_err(|e| self.db(e))
+    }
+
+    /// A step attempt that started and ended in the same batch: the
+    /// record of [`Store::step_started`] then [`Store::step_finished`] in
+    /// one row write.
+    pub fn step_ran(&mut self, run: RunId, start: StepStart<'_>, end: StepEnd<'_>) -> Result<()> {
+        let log = start.log.map(|p| p.to_string_lossy().into_owned());
+        self.exec(
+            "INSERT OR REPLACE INTO steps
+                 (run, job, step, attempt, name, started_ms, log, result, exit_code, duration_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            (
+                run,
+                start.job as i64,
+                start.step as i64,
+                start.attempt,
+                start.name,
+                now_ms(),
+                log,
+                end.result,
+                end.exit_code,
+                duration_ms(end.duration),
             ),
         )
         .map(drop)

@@ -311,3 +311,76 @@ fn a_batch_is_invisible_until_committed_and_finish_run_commits_it() {
     // Nothing left open.
     store.commit_batch().unwrap();
 }
+
+/// Every column of the rows a run wrote, times aside.
+fn rows_without_times(store: &Store) -> Vec<String> {
+    let queries = [
+        "SELECT job, name, result, attempts, started_ms IS NOT NULL, finished_ms IS NOT NULL,
+                duration_ms, reason FROM jobs ORDER BY job",
+        "SELECT job, attempt, started_ms IS NOT NULL, finished_ms IS NOT NULL, result, reason,
+                retry_delay_ms FROM attempts ORDER BY job, attempt",
+        "SELECT job, step, attempt, name, result, exit_code, started_ms IS NOT NULL,
+                duration_ms, log FROM steps ORDER BY job, step, attempt",
+    ];
+    let mut rows = Vec::new();
+    for sql in queries {
+        let mut statement = store.conn.prepare(sql).unwrap();
+        let columns = statement.column_count();
+        let mut found = statement.query([]).unwrap();
+        while let Some(row) = found.next().unwrap() {
+            let values: Vec<String> = (0..columns)
+                .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                .collect();
+            rows.push(values.join(" | "));
+        }
+    }
+    rows
+}
+
+#[test]
+fn job_ran_and_step_ran_write_what_the_separate_calls_write() {
+    let step = StepStart {
+        job: 0,
+        step: 0,
+        attempt: 1,
+        name: "make",
+        log: Some(std::path::Path::new("logs/1/build/01-make.log")),
+    };
+    let step_end = StepEnd {
+        job: 0,
+        step: 0,
+        attempt: 1,
+        result: "success",
+        exit_code: Some(0),
+        duration: Duration::from_millis(7),
+    };
+    let job_end = JobEnd {
+        job: 0,
+        result: "success",
+        attempts: 1,
+        duration: Duration::from_millis(9),
+        reason: None,
+    };
+    let record = |combined: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store(&dir);
+        let live = store.begin_run("p", "kiln.yml").unwrap();
+        store.add_jobs(live.id(), [(0, "build")]).unwrap();
+        if combined {
+            store.step_ran(live.id(), step, step_end).unwrap();
+            store.job_ran(live.id(), job_end).unwrap();
+        } else {
+            store.job_started(live.id(), 0, 1).unwrap();
+            store.step_started(live.id(), step).unwrap();
+            store.step_finished(live.id(), step_end).unwrap();
+            store.job_finished(live.id(), job_end).unwrap();
+        }
+        store
+            .finish_run(live, RunStatus::Success, Duration::from_millis(10))
+            .unwrap();
+        rows_without_times(&store)
+    };
+    let separate = record(false);
+    assert_eq!(separate.len(), 3, "{separate:#?}");
+    assert_eq!(record(true), separate);
+}
