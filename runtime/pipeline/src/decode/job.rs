@@ -127,7 +127,7 @@ impl Decoder {
                 "deploy" => {
                     // A deploy job's work is the rollout; it has no steps.
                     deploys = true;
-                    job.deploy = self.deploy(k, v, &key.name);
+                    job.deploy = self.deploy(k, v, &key.name).map(Box::new);
                 }
                 "executor" => self.not_yet_supported(k.span, "`executor`", EXECUTOR),
                 "services" => job.services = self.services(v),
