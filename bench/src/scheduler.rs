@@ -65,18 +65,37 @@ pub struct RunnerFigures {
 }
 
 /// The outcome of a scheduler benchmark.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SchedulerReport {
     /// make's figures.
     pub make: RunnerFigures,
     /// kiln's figures.
     pub kiln: RunnerFigures,
+    /// kiln's wall time over make's, per round: the two ran back to back,
+    /// so a machine that is slower for a while (a VM's neighbours) slows
+    /// both sides of a pair, where medians taken apart mix slow and fast
+    /// minutes.
+    pub paired: Vec<f64>,
 }
 
 impl SchedulerReport {
     /// kiln's median wall time divided by make's.
     pub fn ratio(&self) -> f64 {
         self.kiln.wall.as_secs_f64() / self.make.wall.as_secs_f64()
+    }
+
+    /// The median of the per-round ratios, and their range; `None`
+    /// without rounds.
+    pub fn paired_ratio(&self) -> Option<(f64, f64, f64)> {
+        let mut sorted = self.paired.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = match n {
+            0 => return None,
+            _ if n % 2 == 1 => sorted[n / 2],
+            _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        };
+        Some((median, sorted[0], sorted[n - 1]))
     }
 }
 
@@ -140,9 +159,15 @@ impl SchedulerBench {
                 }
             }
         }
+        let paired = make
+            .iter()
+            .zip(&kiln)
+            .map(|(make, kiln)| kiln.wall.as_secs_f64() / make.wall.as_secs_f64())
+            .collect();
         let report = SchedulerReport {
             make: self.figures(&make),
             kiln: self.figures(&kiln),
+            paired,
         };
         self.print(&report);
         Ok(report)
@@ -234,8 +259,18 @@ impl SchedulerBench {
             );
         }
         let ratio = r.ratio();
-        let verdict = if ratio <= 1.1 { "ok" } else { "OVER" };
-        println!("  ratio kiln/make: {ratio:.2}×   (goal ≤ 1.10×: {verdict})");
+        let verdict = |ratio: f64| if ratio <= 1.1 { "ok" } else { "OVER" };
+        println!(
+            "  ratio kiln/make: {ratio:.2}×   (goal ≤ 1.10×: {})",
+            verdict(ratio)
+        );
+        if let Some((median, min, max)) = r.paired_ratio() {
+            println!(
+                "  per round (back to back): median {median:.2}×, {min:.2}×–{max:.2}×   \
+                 (goal ≤ 1.10×: {})",
+                verdict(median)
+            );
+        }
         println!(
             "  own CPU is the runner process alone (10 ms clock-tick resolution); \
              'incl. sh' adds the shells it started"
@@ -292,6 +327,28 @@ mod tests {
         assert_eq!(tail(&path, 10), "one\ntwo\nthree");
         fs::remove_file(&path).unwrap();
         assert_eq!(tail(&path, 2), "");
+    }
+
+    #[test]
+    fn paired_ratios_are_summarised_by_median_and_range() {
+        let figures = RunnerFigures {
+            wall: Duration::from_secs(1),
+            own_cpu_per_job: Duration::ZERO,
+            total_cpu_per_job: Duration::ZERO,
+        };
+        let report = |paired: Vec<f64>| SchedulerReport {
+            make: figures,
+            kiln: figures,
+            paired,
+        };
+        assert_eq!(
+            report(vec![1.3, 1.1, 1.2]).paired_ratio(),
+            Some((1.2, 1.1, 1.3))
+        );
+        let (median, min, max) = report(vec![1.4, 1.0, 1.2, 1.1]).paired_ratio().unwrap();
+        assert!((median - 1.15).abs() < 1e-9, "{median}");
+        assert_eq!((min, max), (1.0, 1.4));
+        assert_eq!(report(Vec::new()).paired_ratio(), None);
     }
 
     #[test]
