@@ -20,6 +20,7 @@ pub(crate) struct Recorder {
     /// with both halved the statements per job. All are written before
     /// the batch commits, so the committed record is the same.
     held: Vec<Held>,
+    /// Whether a batch is open: outside one, every event is written at once.
     batch: bool,
     /// The first write error, reported once; later ones are likely the same.
     warned: bool,
