@@ -1,8 +1,10 @@
 //! Writing a run's record while it executes.
 //!
-//! Each call is one small statement; the CLI makes one call per engine event
-//! (job started, step finished, …), so a run killed at any point leaves a
-//! record that is true up to that point.
+//! Each call is one or two small statements; the CLI makes one call per
+//! engine event (job started, step finished, …), or one for a start and
+//! its end that arrive in the same batch ([`Store::job_ran`],
+//! [`Store::step_ran`]), so a run killed at any point leaves a record that
+//! is true up to its last commit.
 
 use std::path::Path;
 use std::time::Duration;
