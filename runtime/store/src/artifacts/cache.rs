@@ -80,7 +80,8 @@ pub fn resolve_path(path: &str, workspace: &Path) -> PathBuf {
 impl Artifacts {
     /// Looks up `key`, then each of `restore_keys` as a prefix (newest
     /// entry first), and restores the first entry found into its paths
-    /// (see [`resolve_path`]). `reader` references its blobs until it ends.
+    /// (`~/x` under `$HOME`, absolute as is, anything else under the
+    /// workspace). `reader` references its blobs until it ends.
     ///
     /// The lookup, the references and the opening of the blobs are one
     /// write transaction: a concurrent `gc` either ran before (the entry is
