@@ -1,5 +1,5 @@
 //! Whether and how to colour output: only on a terminal, and never when
-//! `NO_COLOR` is set (https://no-color.org).
+//! `NO_COLOR` is set (<https://no-color.org>).
 
 use std::io::IsTerminal;
 

@@ -48,7 +48,7 @@ pub struct StepRequest {
     pub script_path: PathBuf,
     /// The run's workspace (`KILN_WORKSPACE`); `workdir` lies inside it.
     pub workspace: PathBuf,
-    /// Where the step runs; [`Routed`](crate::Routed) picks the executor by it.
+    /// Where the step runs; [`Routed`] picks the executor by it.
     pub placement: Placement,
 }
 
