@@ -150,19 +150,13 @@ impl Store {
     /// row writes are most of what recording a run costs.
     pub fn job_ran(&mut self, run: RunId, end: JobEnd<'_>) -> Result<()> {
         let now = now_ms();
-        self.exec(
+        self.update_job(
             "UPDATE jobs SET result = ?3, attempts = ?4, started_ms = coalesce(started_ms, ?5),
                         finished_ms = ?5, duration_ms = ?6, reason = ?7
                  WHERE run = ?1 AND job = ?2",
-            (
-                run,
-                end.job as i64,
-                end.result,
-                end.attempts,
-                now,
-                duration_ms(end.duration),
-                end.reason,
-            ),
+            run,
+            &end,
+            now,
         )
         .and_then(|_| {
             self.exec(
@@ -277,19 +271,13 @@ impl Store {
     /// A job reached its final state.
     pub fn job_finished(&mut self, run: RunId, end: JobEnd<'_>) -> Result<()> {
         let now = now_ms();
-        self.exec(
+        self.update_job(
             "UPDATE jobs SET result = ?3, attempts = ?4, finished_ms = ?5,
                         duration_ms = ?6, reason = ?7
                  WHERE run = ?1 AND job = ?2",
-            (
-                run,
-                end.job as i64,
-                end.result,
-                end.attempts,
-                now,
-                duration_ms(end.duration),
-                end.reason,
-            ),
+            run,
+            &end,
+            now,
         )
         .and_then(|_| {
             self.exec(
@@ -352,6 +340,30 @@ impl Store {
         // `interrupted`.
         live.lock.release();
         Ok(())
+    }
+
+    /// Runs `sql`, an `UPDATE jobs` of a job's final state, with the
+    /// parameters both ways of recording one use: run, job, result,
+    /// attempts, `now`, duration, reason (`?1`–`?7`).
+    fn update_job(
+        &self,
+        sql: &str,
+        run: RunId,
+        end: &JobEnd<'_>,
+        now: i64,
+    ) -> rusqlite::Result<usize> {
+        self.exec(
+            sql,
+            (
+                run,
+                end.job as i64,
+                end.result,
+                end.attempts,
+                now,
+                duration_ms(end.duration),
+                end.reason,
+            ),
+        )
     }
 
     /// Runs one statement, prepared once per connection (rusqlite's
