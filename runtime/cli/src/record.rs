@@ -15,13 +15,12 @@ pub(crate) struct Recorder {
     logs: Option<LogWriter>,
     /// Current attempt per job: step events do not carry it.
     attempts: HashMap<usize, u32>,
-    /// Starts not written yet, while a batch is open: a short job's start
-    /// and end usually arrive in the same batch, and writing each row once
-    /// with both halved the statements per job. All are written before
-    /// the batch commits, so the committed record is the same.
+    /// Starts not written yet, while a batch is open (outside one, every
+    /// event is written at once): a short job's start and end usually
+    /// arrive in the same batch, and writing each row once with both
+    /// halved the statements per job. All are written before the batch
+    /// commits, so the committed record is the same.
     held: Vec<Held>,
-    /// Whether a batch is open: outside one, every event is written at once.
-    batch: bool,
     /// The first write error, reported once; later ones are likely the same.
     warned: bool,
 }
@@ -35,7 +34,6 @@ impl Recorder {
             logs: None,
             attempts: HashMap::new(),
             held: Vec::new(),
-            batch: false,
             warned: false,
         }
     }
@@ -50,15 +48,13 @@ impl Recorder {
 
     /// Starts recording a burst of events in one commit.
     pub(crate) fn begin_batch(&mut self) {
-        match self.store.begin_batch() {
-            Ok(()) => self.batch = true,
-            Err(err) => self.warn(&err),
+        if let Err(err) = self.store.begin_batch() {
+            self.warn(&err);
         }
     }
 
     /// Commits the burst started by [`Recorder::begin_batch`].
     pub(crate) fn commit_batch(&mut self) {
-        self.batch = false;
         if let Err(err) = self
             .write_held(|_| true)
             .and_then(|()| self.store.commit_batch())
@@ -147,7 +143,7 @@ impl Recorder {
             }
             Event::JobStarted { job, attempt, .. } => {
                 self.attempts.insert(job.0, *attempt);
-                if self.batch {
+                if self.store.batch_open() {
                     self.held.push(Held::Job {
                         job: job.0,
                         attempt: *attempt,
@@ -173,7 +169,7 @@ impl Recorder {
                     name: name.clone(),
                     log,
                 };
-                if self.batch {
+                if self.store.batch_open() {
                     self.held.push(Held::Step(start));
                 } else {
                     self.store.step_started(run, start.as_start())?;

@@ -304,15 +304,20 @@ impl Store {
     /// scheduler's critical path (`kiln-bench scheduler`). Does nothing if a
     /// batch is already open.
     pub fn begin_batch(&mut self) -> Result<()> {
-        if self.conn.is_autocommit() {
+        if !self.batch_open() {
             self.conn.execute_batch("BEGIN").map_err(|e| self.db(e))?;
         }
         Ok(())
     }
 
+    /// Whether a batch is open.
+    pub fn batch_open(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
     /// Commits the open batch, if any.
     pub fn commit_batch(&mut self) -> Result<()> {
-        if !self.conn.is_autocommit() {
+        if self.batch_open() {
             self.conn.execute_batch("COMMIT").map_err(|e| self.db(e))?;
         }
         Ok(())
