@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::cpu::{Measured, run_measured};
 use crate::dag::Dag;
 use crate::error::Error;
-use crate::stats::{Summary, us};
+use crate::stats::{Summary, middle, us};
 
 /// The Makefile recipe; see the module docs for why it is `sh -ec true`.
 pub const MAKE_RECIPE: &str = "@sh -ec true";
@@ -89,13 +89,8 @@ impl SchedulerReport {
     pub fn paired_ratio(&self) -> Option<(f64, f64, f64)> {
         let mut sorted = self.paired.clone();
         sorted.sort_by(f64::total_cmp);
-        let n = sorted.len();
-        let median = match n {
-            0 => return None,
-            _ if n % 2 == 1 => sorted[n / 2],
-            _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-        };
-        Some((median, sorted[0], sorted[n - 1]))
+        let median = middle(&sorted, |a, b| (a + b) / 2.0)?;
+        Some((median, sorted[0], sorted[sorted.len() - 1]))
     }
 }
 

@@ -23,11 +23,7 @@ impl Summary {
         sorted.sort_unstable();
         let n = sorted.len();
         let (&min, &max) = (sorted.first()?, sorted.last()?);
-        let median = if n % 2 == 1 {
-            sorted[n / 2]
-        } else {
-            (sorted[n / 2 - 1] + sorted[n / 2]) / 2
-        };
+        let median = middle(&sorted, |a, b| (a + b) / 2)?;
         // Nearest rank: the smallest sample with at least 99 % of samples at
         // or below it.
         let rank = (n * 99).div_ceil(100).max(1);
@@ -37,6 +33,17 @@ impl Summary {
             min,
             max,
         })
+    }
+}
+
+/// The median of `sorted` samples: the middle one, or `mean` of the two
+/// middle ones for an even count; `None` if there are none.
+pub fn middle<T: Copy>(sorted: &[T], mean: impl Fn(T, T) -> T) -> Option<T> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some(mean(sorted[n / 2 - 1], sorted[n / 2])),
     }
 }
 
