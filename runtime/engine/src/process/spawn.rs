@@ -185,8 +185,8 @@ pub(super) fn spawn(spec: &Spawn<'_>) -> io::Result<Child> {
     // Our ends are read non-blocking by the reactor; the child's ends stay
     // blocking, as a shell expects of its stdout. Every fd kiln opens is
     // close-on-exec, so the child gets exactly the three below. std makes
-    // sure fds 0-2 are open in kiln, so a pipe never lands on them (where
-    // `dup2` onto itself would keep close-on-exec).
+    // sure fds 0-2 are open in kiln, so neither a pipe nor `/dev/null`
+    // lands on them (where `dup2` onto itself would keep close-on-exec).
     let (stdout_read, stdout_write) = pipe_with(PipeFlags::CLOEXEC)?;
     let (stderr_read, stderr_write) = pipe_with(PipeFlags::CLOEXEC)?;
     for read_end in [&stdout_read, &stderr_read] {
@@ -194,7 +194,7 @@ pub(super) fn spawn(spec: &Spawn<'_>) -> io::Result<Child> {
     }
 
     let mut actions = FileActions::new()?;
-    actions.open_dev_null_as_stdin()?;
+    actions.dup2(dev_null()?.as_raw_fd(), libc::STDIN_FILENO)?;
     actions.dup2(stdout_write.as_raw_fd(), libc::STDOUT_FILENO)?;
     actions.dup2(stderr_write.as_raw_fd(), libc::STDERR_FILENO)?;
     actions.chdir(&workdir)?;
@@ -234,6 +234,23 @@ pub(super) fn spawn(spec: &Spawn<'_>) -> io::Result<Child> {
         stderr: Receiver::from_owned_fd_unchecked(stderr_read)?,
         exit,
     })
+}
+
+/// `/dev/null`, opened once for every step's stdin: `dup2` of an open fd
+/// spares each child a path lookup and a file of its own while the engine
+/// waits for it to exec.
+fn dev_null() -> io::Result<&'static OwnedFd> {
+    static DEV_NULL: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+    if let Some(fd) = DEV_NULL.get() {
+        return Ok(fd);
+    }
+    let fd = rustix::fs::open(
+        "/dev/null",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    // Another thread may have won the race; its fd is kept, this one closed.
+    Ok(DEV_NULL.get_or_init(|| fd))
 }
 
 fn c_string(bytes: &[u8]) -> io::Result<CString> {
@@ -315,19 +332,6 @@ impl FileActions {
         let mut actions = unsafe { std::mem::zeroed() };
         check(unsafe { libc::posix_spawn_file_actions_init(&mut actions) })?;
         Ok(Self(actions))
-    }
-
-    fn open_dev_null_as_stdin(&mut self) -> io::Result<()> {
-        // SAFETY: `self.0` is initialised; glibc copies the path.
-        check(unsafe {
-            libc::posix_spawn_file_actions_addopen(
-                &mut self.0,
-                libc::STDIN_FILENO,
-                c"/dev/null".as_ptr(),
-                libc::O_RDONLY,
-                0,
-            )
-        })
     }
 
     fn dup2(&mut self, from: libc::c_int, to: libc::c_int) -> io::Result<()> {
