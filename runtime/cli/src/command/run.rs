@@ -304,9 +304,9 @@ fn consume(
     finished
 }
 
-/// Lets the next events join `burst` for up to `window` ([`GATHER`]): one wake-up
-/// and one commit per window instead of per event saved a third of this
-/// thread's work on short jobs, and 10 ms is below what a person sees.
+/// Lets the next events join `burst` for up to `window` ([`GATHER`]): one
+/// wake-up and one commit per window instead of per event saved a third of
+/// this thread's work on short jobs, and 10 ms is below what a person sees.
 /// The window closes early when the run's last event arrives (the engine's
 /// side unparks this thread then), so a run ends as soon as it is recorded.
 fn gather(rx: &std_mpsc::Receiver<Message>, burst: &mut Vec<Message>, window: Duration) {
