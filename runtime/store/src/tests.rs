@@ -384,3 +384,30 @@ fn job_ran_and_step_ran_write_what_the_separate_calls_write() {
     assert_eq!(separate.len(), 3, "{separate:#?}");
     assert_eq!(record(true), separate);
 }
+
+/// Closing does not fold the WAL into `kiln.db` (the next run appends to
+/// it); what it holds is still what a new connection reads.
+#[test]
+fn the_wal_outlives_a_closed_store_and_is_read_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(&dir);
+    let run = store.begin_run("ship", "kiln.yml").unwrap().id();
+    store.add_jobs(run, [(0, "build")]).unwrap();
+    drop(store);
+    let wal = dir.path().join(".kiln/kiln.db-wal");
+    let kept = wal.metadata().map(|m| m.len()).unwrap_or(0);
+    assert!(kept > 0, "closing checkpointed the WAL away");
+    let store = self::store(&dir);
+    let limit: i64 = store
+        .conn
+        .query_row("PRAGMA journal_size_limit", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(limit, WAL_SIZE_LIMIT);
+    let jobs: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM jobs WHERE run = ?1", [run], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(jobs, 1);
+}
