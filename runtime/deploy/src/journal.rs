@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -148,8 +149,9 @@ fn json<T: Serialize>(value: &T) -> String {
 
 impl Journal {
     /// Opens the journal in `state_dir` (normally `.kiln`), creating its
-    /// tables; the same pragmas as kiln-store (WAL, NORMAL sync, a busy
-    /// timeout for concurrent `kiln` processes).
+    /// tables; the same settings as kiln-store (WAL, NORMAL sync, a busy
+    /// timeout for concurrent `kiln` processes, the WAL kept at close and
+    /// cut to 4 MiB when reset: docs/decisions.md, "Scheduler overhead").
     pub fn open(state_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(state_dir.join("deploy"))
             .map_err(|e| DeployError::io("create", state_dir.join("deploy"), e))?;
@@ -162,7 +164,9 @@ impl Journal {
         conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
             .map_err(db)?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL;")
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 4194304;")
+            .map_err(db)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         let version: Option<i64> = conn
