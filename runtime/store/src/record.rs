@@ -149,32 +149,16 @@ impl Store {
     /// each for the job and the attempt. Most short jobs end this way, and
     /// row writes are most of what recording a run costs.
     pub fn job_ran(&mut self, run: RunId, end: JobEnd<'_>) -> Result<()> {
-        let now = now_ms();
-        self.update_job(
+        self.end_job(
             "UPDATE jobs SET result = ?3, attempts = ?4, started_ms = coalesce(started_ms, ?5),
                         finished_ms = ?5, duration_ms = ?6, reason = ?7
                  WHERE run = ?1 AND job = ?2",
+            "INSERT OR REPLACE INTO attempts
+                 (run, job, attempt, started_ms, finished_ms, result, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
             run,
             &end,
-            now,
         )
-        .and_then(|_| {
-            self.exec(
-                "INSERT OR REPLACE INTO attempts
-                     (run, job, attempt, started_ms, finished_ms, result, reason)
-                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
-                (
-                    run,
-                    end.job as i64,
-                    end.attempts,
-                    now,
-                    end.result,
-                    end.reason,
-                ),
-            )
-        })
-        .map(drop)
-        .map_err(|e| self.db(e))
     }
 
     /// A job attempt failed and will be retried after `delay`.
@@ -270,32 +254,16 @@ impl Store {
 
     /// A job reached its final state.
     pub fn job_finished(&mut self, run: RunId, end: JobEnd<'_>) -> Result<()> {
-        let now = now_ms();
-        self.update_job(
+        self.end_job(
             "UPDATE jobs SET result = ?3, attempts = ?4, finished_ms = ?5,
                         duration_ms = ?6, reason = ?7
                  WHERE run = ?1 AND job = ?2",
+            "UPDATE attempts SET finished_ms = coalesce(finished_ms, ?4),
+                        result = coalesce(result, ?5), reason = coalesce(reason, ?6)
+                 WHERE run = ?1 AND job = ?2 AND attempt = ?3",
             run,
             &end,
-            now,
         )
-        .and_then(|_| {
-            self.exec(
-                "UPDATE attempts SET finished_ms = coalesce(finished_ms, ?4),
-                            result = coalesce(result, ?5), reason = coalesce(reason, ?6)
-                     WHERE run = ?1 AND job = ?2 AND attempt = ?3",
-                (
-                    run,
-                    end.job as i64,
-                    end.attempts,
-                    now,
-                    end.result,
-                    end.reason,
-                ),
-            )
-        })
-        .map(drop)
-        .map_err(|e| self.db(e))
     }
 
     /// Starts a batch: the record updates until [`Store::commit_batch`]
@@ -347,21 +315,24 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `sql`, an `UPDATE jobs` of a job's final state, with the
-    /// parameters both ways of recording one use: run, job, result,
-    /// attempts, `now`, duration, reason (`?1`–`?7`).
-    fn update_job(
+    /// Records a job's final state, both ways of recording one: `jobs_sql`
+    /// (an `UPDATE jobs`: run, job, result, attempts, `now`, duration,
+    /// reason as `?1`–`?7`), then `attempts_sql` for its last attempt (run,
+    /// job, attempt, `now`, result, reason as `?1`–`?6`).
+    fn end_job(
         &self,
-        sql: &str,
+        jobs_sql: &str,
+        attempts_sql: &str,
         run: RunId,
         end: &JobEnd<'_>,
-        now: i64,
-    ) -> rusqlite::Result<usize> {
+    ) -> Result<()> {
+        let now = now_ms();
+        let job = end.job as i64;
         self.exec(
-            sql,
+            jobs_sql,
             (
                 run,
-                end.job as i64,
+                job,
                 end.result,
                 end.attempts,
                 now,
@@ -369,6 +340,14 @@ impl Store {
                 end.reason,
             ),
         )
+        .and_then(|_| {
+            self.exec(
+                attempts_sql,
+                (run, job, end.attempts, now, end.result, end.reason),
+            )
+        })
+        .map(drop)
+        .map_err(|e| self.db(e))
     }
 
     /// Runs one statement, prepared once per connection (rusqlite's
