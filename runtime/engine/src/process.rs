@@ -59,7 +59,7 @@ impl Executor for ProcessExecutor {
 
 impl ProcessExecutor {
     /// Finds `program` on the step's `PATH`, not kiln's: the step's env
-    /// says where its programs are. `posix_spawn` itself searches nothing,
+    /// says where its programs are. `execve` itself searches nothing,
     /// and would take a bare name relative to the working directory.
     fn resolve(&self, program: &str, env: &Env) -> std::io::Result<PathBuf> {
         if program.contains('/') {

@@ -577,6 +577,31 @@ mod tests {
         assert_eq!(child.exit.wait().await.unwrap(), Ended::Exited(0));
     }
 
+    /// Each worker thread clones on a stack of its own, kept between
+    /// spawns: children started at once from several threads, each many
+    /// times over, must each run their own script and report their own
+    /// exit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn spawns_from_many_threads_at_once_keep_to_their_own() {
+        let tasks: Vec<_> = (0..8)
+            .map(|task| {
+                tokio::spawn(async move {
+                    for round in 0..25 {
+                        let code = (task * 25 + round) % 200;
+                        let mut child =
+                            sh(&format!("echo {task}.{round}; exit {code}"), &[]).expect("spawn");
+                        let (out, ended) = tokio::join!(read_all(child.stdout), child.exit.wait());
+                        assert_eq!(out, format!("{task}.{round}\n"));
+                        assert_eq!(ended.unwrap(), Ended::Exited(code));
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+
     #[tokio::test]
     async fn a_signal_is_reported_as_such() {
         let mut child = sh("kill -TERM $$", &[]).unwrap();
