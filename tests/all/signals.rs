@@ -223,3 +223,39 @@ jobs:
     );
     assert!(wait_gone(pid), "the step (pid {pid}) survived two Ctrl-Cs");
 }
+
+/// The child that becomes a step's shell shares kiln's memory until it
+/// execs, so it resets every signal kiln has a handler for
+/// (`CAUGHT_BY_KILN` in runtime/engine/src/process/spawn.rs) before it
+/// unblocks signals. Read from the step, as kiln runs: kiln catches no
+/// signal outside that list.
+#[test]
+fn kiln_catches_no_signal_its_spawned_children_do_not_reset() {
+    let kiln = Kiln::new()
+        .pipeline(
+            "
+jobs:
+  look:
+    steps:
+      - run: grep SigCgt /proc/$PPID/status > caught.txt
+",
+        )
+        .args(["run"]);
+    kiln.run().code(0);
+    let line = kiln.read("caught.txt");
+    let mask = u64::from_str_radix(line.trim().trim_start_matches("SigCgt:").trim(), 16)
+        .unwrap_or_else(|e| panic!("cannot read the mask in {line:?}: {e}"));
+    assert_ne!(mask, 0, "kiln catches Ctrl-C at least: {line:?}");
+    // SIGINT, SIGTERM, SIGCHLD, SIGSEGV, SIGBUS, SIGILL, SIGFPE; and
+    // glibc's own 32 and 33, whose handlers act only on glibc's threads.
+    let reset_or_harmless = [2, 15, 17, 11, 7, 4, 8, 32, 33];
+    for signal in 1..=64 {
+        if mask & (1 << (signal - 1)) != 0 {
+            assert!(
+                reset_or_harmless.contains(&signal),
+                "kiln catches signal {signal}, which a step's child does not reset before \
+                 its exec: add it to CAUGHT_BY_KILN in runtime/engine/src/process/spawn.rs"
+            );
+        }
+    }
+}

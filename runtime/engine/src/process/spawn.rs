@@ -14,16 +14,18 @@
 //! the time the engine was blocked per spawn (115 µs against 60 µs here).
 //! So the child is cloned the way `posix_spawn` clones it (sharing kiln's
 //! memory, kiln's thread suspended until it execs) and does only what a
-//! step needs, in [`child_main`]: a process group of its own, the three
-//! standard streams, the working directory, `SIGPIPE` back to its default
-//! (Rust ignores it in kiln itself), an empty signal mask, `execve`. Its
-//! stack is kept per thread for the next spawn.
+//! step needs, in [`child_main`], by raw system calls: a process group of
+//! its own, the three standard streams, the working directory, `SIGPIPE`
+//! back to its default (Rust ignores it in kiln itself) and kiln's
+//! handlers reset, an empty signal mask, `execve`. Its stack is kept per
+//! thread for the next spawn.
 //!
-//! The exit is awaited on a pidfd that the clone itself returns (Linux
-//! 5.2), registered with tokio's reactor, and collected with
-//! `waitid(P_PIDFD)`; where pidfds are refused, each `SIGCHLD` is the cue
-//! to look with `waitid(P_PID)` instead. Nothing else in kiln reaps this
-//! child.
+//! The exit is awaited on a pidfd, registered with tokio's reactor: the
+//! clone itself returns it (Linux 5.2; where that is refused,
+//! `pidfd_open`), and `waitid(P_PIDFD)` collects the exit (5.4; on 5.3,
+//! `waitid(P_PID)`). Where pidfds cannot be polled, each `SIGCHLD` is the
+//! cue to look with `waitid(P_PID)` instead. Nothing else in kiln reaps
+//! this child.
 
 use std::cell::RefCell;
 use std::ffi::{CString, c_char, c_int, c_void};
@@ -31,7 +33,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use rustix::fs::{OFlags, fcntl_setfl};
 use rustix::pipe::{PipeFlags, pipe_with};
@@ -81,7 +83,7 @@ pub(super) struct Exit {
 
 /// How the exit is noticed.
 enum Watch {
-    /// A pidfd, readable once the process has exited (Linux 5.4 and later).
+    /// A pidfd, readable once the process has exited (Linux 5.3 and later).
     Pidfd(AsyncFd<OwnedFd>),
     /// Where there are no pidfds (an older kernel, a seccomp filter,
     /// valgrind): every `SIGCHLD` is a cue to look.
@@ -115,7 +117,12 @@ impl Watch {
             match self {
                 Watch::Pidfd(pidfd) => {
                     let mut ready = pidfd.readable().await?;
-                    match waitid(WaitId::PidFd(pidfd.get_ref().as_fd()), exited)? {
+                    let status = match waitid(WaitId::PidFd(pidfd.get_ref().as_fd()), exited) {
+                        // Linux 5.3 polls pidfds but has no `P_PIDFD`.
+                        Err(rustix::io::Errno::INVAL) => waitid(WaitId::Pid(pid), exited),
+                        status => status,
+                    };
+                    match status? {
                         Some(status) => return ended(&status),
                         // Readable yet not exited: a spurious wake-up.
                         None => ready.clear_ready(),
@@ -230,7 +237,7 @@ pub(super) fn spawn(spec: &Spawn<'_>) -> io::Result<Child> {
         Err(e) => {
             // Without a way to wait, the process must not run unwatched.
             let _ = kill_process_group(pid, Signal::KILL);
-            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            reap_now(pid);
             return Err(e);
         }
     };
@@ -334,6 +341,29 @@ struct ChildSetup {
     error: AtomicI32,
 }
 
+/// The signals kiln installs handlers for: Ctrl-C and termination (the
+/// CLI), `SIGCHLD` (where pidfds are refused), and the faults std's stack
+/// guard and wasmtime's traps catch. The child resets them before it
+/// unblocks signals, so none of these handlers can run in it on kiln's
+/// memory; an end-to-end test fails if kiln ever catches one not listed.
+const CAUGHT_BY_KILN: [c_int; 7] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGCHLD,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+];
+
+/// The kernel's signal set (64 signals on every 64-bit Linux but MIPS):
+/// the size the `rt_sig*` calls are given.
+const KERNEL_SIGSET_SIZE: usize = std::mem::size_of::<u64>();
+
+/// Set once a clone with `CLONE_PIDFD` was refused (gVisor, a seccomp
+/// filter that allows only known flags): later spawns do not ask again.
+static PIDFD_REFUSED: AtomicBool = AtomicBool::new(false);
+
 /// Clones the child of `setup`, which has exec'd (or failed to) when this
 /// returns. Gives its pid and, where the kernel has them, its pidfd.
 fn clone_child(setup: &ChildSetup) -> io::Result<(Pid, Option<OwnedFd>)> {
@@ -344,46 +374,82 @@ fn clone_child(setup: &ChildSetup) -> io::Result<(Pid, Option<OwnedFd>)> {
             None => slot.insert(ChildStack::new()?),
         };
         let mut pidfd: c_int = -1;
-        // SAFETY: all of kiln's signals are blocked around the clone, so no
-        // handler of kiln's runs in the child on kiln's memory; the child
-        // sets its own mask before it execs. `CLONE_VFORK` suspends this
-        // thread until the child has exec'd or exited, so `setup`, the
-        // strings it points to and the stack outlive the child's use of
-        // them, and no other spawn on this thread can use the stack
-        // meanwhile. `child_main` only reads `setup` and makes raw calls.
+        // SAFETY: every signal is blocked around the clone, glibc's own two
+        // included (the raw call; `sigfillset` leaves those out), so no
+        // handler of kiln's runs in the child before it has reset them.
+        // `CLONE_VFORK` suspends this thread until the child has exec'd or
+        // exited, so `setup`, the strings it points to and the stack
+        // outlive the child's use of them, and no other spawn on this
+        // thread can use the stack meanwhile. `child_main` only reads
+        // `setup` and makes raw system calls.
         let pid = unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut before: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut before);
-            let pid = libc::clone(
-                child_main,
-                stack.top(),
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
-                std::ptr::from_ref(setup).cast_mut().cast::<c_void>(),
-                &mut pidfd,
+            let all = u64::MAX;
+            let mut before = 0u64;
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &all,
+                &mut before,
+                KERNEL_SIGSET_SIZE,
             );
-            let clone_error = io::Error::last_os_error();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
-            if pid < 0 {
-                return Err(clone_error);
+            let clone = |flags: c_int, pidfd: &mut c_int| {
+                let pid = libc::clone(
+                    child_main,
+                    stack.top(),
+                    libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD | flags,
+                    std::ptr::from_ref(setup).cast_mut().cast::<c_void>(),
+                    std::ptr::from_mut(pidfd),
+                );
+                (pid, io::Error::last_os_error())
+            };
+            let mut cloned = if PIDFD_REFUSED.load(Ordering::Relaxed) {
+                clone(0, &mut pidfd)
+            } else {
+                clone(libc::CLONE_PIDFD, &mut pidfd)
+            };
+            if cloned.0 < 0
+                && matches!(
+                    cloned.1.raw_os_error(),
+                    Some(libc::EINVAL | libc::EPERM | libc::ENOSYS)
+                )
+                && !PIDFD_REFUSED.swap(true, Ordering::Relaxed)
+            {
+                cloned = clone(0, &mut pidfd);
             }
-            pid
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &before,
+                std::ptr::null_mut::<u64>(),
+                KERNEL_SIGSET_SIZE,
+            );
+            match cloned {
+                (pid, _) if pid > 0 => pid,
+                (_, error) => return Err(error),
+            }
         };
         // A kernel older than pidfds ignores the flag and leaves -1.
         // SAFETY: a non-negative `pidfd` is the new fd the clone returned,
         // owned by nothing else (and close-on-exec, as pidfds are).
         let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+        // `pid > 0` above, so this always holds.
         let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::other("the clone gave no pid"))?;
         match setup.error.load(Ordering::Acquire) {
             0 => Ok((pid, pidfd)),
             errno => {
                 // The child has exited (127) without exec'ing: reap it.
-                let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+                reap_now(pid);
                 Err(io::Error::from_raw_os_error(errno))
             }
         }
     })
+}
+
+/// Waits for `pid` to end and reaps it, through interruptions.
+fn reap_now(pid: Pid) {
+    while let Err(rustix::io::Errno::INTR) =
+        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+    {}
 }
 
 /// The cloned child: sets itself up from `setup` (a `&ChildSetup`) and
@@ -392,12 +458,9 @@ extern "C" fn child_main(setup: *mut c_void) -> c_int {
     // SAFETY: `clone_child` passes a `ChildSetup` that outlives the child's
     // use of it (the parent is suspended until the exec or exit).
     let setup = unsafe { &*setup.cast::<ChildSetup>() };
-    // SAFETY: raw libc calls on valid pointers from `setup`; on success
+    // SAFETY: raw system calls on valid pointers from `setup`; on success
     // `execve` does not return.
-    let errno = unsafe {
-        set_up_and_exec(setup);
-        *libc::__errno_location()
-    };
+    let errno = unsafe { set_up_and_exec(setup) };
     // Whatever failed set errno; never report success from here.
     let errno = if errno == 0 { libc::EINVAL } else { errno };
     setup.error.store(errno, Ordering::Release);
@@ -405,52 +468,96 @@ extern "C" fn child_main(setup: *mut c_void) -> c_int {
     unsafe { libc::_exit(127) }
 }
 
-/// The child's work before the exec; returns only if a step failed (errno
-/// says which way).
+/// The child's work before the exec; returns only if a step failed, with
+/// its errno.
+///
+/// Every call is a raw system call, not libc's function of that name: a
+/// library preloaded to wrap `execve` or `chdir` (an exec logger,
+/// fakechroot) would otherwise run in the child on kiln's memory, where an
+/// allocation can deadlock on a lock another thread of kiln's holds.
 ///
 /// # Safety
 /// Only in the child of [`clone_child`], with every signal blocked.
-unsafe fn set_up_and_exec(setup: &ChildSetup) {
-    // SAFETY: plain system calls on fds and C strings `setup` owns.
+unsafe fn set_up_and_exec(setup: &ChildSetup) -> c_int {
+    // `syscall` returns -1 and sets errno (the suspended parent thread's)
+    // on failure.
+    let failed = |result: libc::c_long| result < 0;
+    let errno = || unsafe { *libc::__errno_location() };
+    // The kernel's `struct sigaction` for `SIG_DFL`: all zero, whatever
+    // the architecture's layout (three or four words), so four zero words
+    // serve every one of them.
+    let default_action = [0u64; 4];
+    // SAFETY: raw system calls on fds, C strings and arrays `setup` owns or
+    // that live on this stack.
     unsafe {
-        if libc::setpgid(0, 0) != 0 {
-            return;
+        if failed(libc::syscall(libc::SYS_setpgid, 0, 0)) {
+            return errno();
         }
-        // The handlers installed in kiln are installed here too, on kiln's
-        // memory; they must not run before the exec clears them. Only a
-        // signal pending now can reach one: one sent to kiln's process
-        // group before the line above (a Ctrl-C), which kiln itself gets
-        // too. It takes its default action here instead, as it would under
-        // `posix_spawn` (which resets every handled signal, one system call
-        // each). A signal sent to this new pid in the microseconds until the
-        // exec is the one case left.
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        if libc::sigpending(&mut pending) != 0 {
-            return;
+        for (&fd, target) in setup.stdio.iter().zip(0..) {
+            // A source already in place keeps close-on-exec through a
+            // `dup2` onto itself (std opens 0-2 in kiln, so it never is).
+            let result = if fd == target {
+                libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0)
+            } else {
+                libc::syscall(libc::SYS_dup3, fd, target, 0)
+            };
+            if failed(result) {
+                return errno();
+            }
         }
-        let mut default: libc::sigaction = std::mem::zeroed();
-        default.sa_sigaction = libc::SIG_DFL;
+        if failed(libc::syscall(libc::SYS_chdir, setup.workdir)) {
+            return errno();
+        }
+        let reset = |signal: c_int| {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                &default_action,
+                std::ptr::null_mut::<c_void>(),
+                KERNEL_SIGSET_SIZE,
+            )
+        };
+        // Rust ignores SIGPIPE in kiln; a step gets it at its default.
+        if failed(reset(libc::SIGPIPE)) {
+            return errno();
+        }
+        for signal in CAUGHT_BY_KILN {
+            if failed(reset(signal)) {
+                return errno();
+            }
+        }
+        // A signal sent to kiln's process group before `setpgid` (a Ctrl-C,
+        // which kiln gets too) waits here; it takes its default action,
+        // not a handler some library installed in kiln, as under
+        // `posix_spawn`, which resets every handled signal.
+        let mut pending = 0u64;
+        if failed(libc::syscall(
+            libc::SYS_rt_sigpending,
+            &mut pending,
+            KERNEL_SIGSET_SIZE,
+        )) {
+            return errno();
+        }
         for signal in 1..=64 {
-            if signal == libc::SIGPIPE || libc::sigismember(&pending, signal) == 1 {
-                // SIGKILL, SIGSTOP and glibc's own two refuse, and need
-                // no reset.
-                let _ = libc::sigaction(signal, &default, std::ptr::null_mut());
+            if pending & (1 << (signal - 1)) != 0 {
+                // SIGKILL, SIGSTOP and glibc's own two refuse, and need no
+                // reset: the kernel's action for the first two, glibc's
+                // handlers for the others act only on its own threads.
+                let _ = reset(signal);
             }
         }
-        for (fd, target) in setup.stdio.iter().zip(0..) {
-            if libc::dup2(*fd, target) < 0 {
-                return;
-            }
+        let none = 0u64;
+        if failed(libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &none,
+            std::ptr::null_mut::<u64>(),
+            KERNEL_SIGSET_SIZE,
+        )) {
+            return errno();
         }
-        if libc::chdir(setup.workdir) != 0 {
-            return;
-        }
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
-            return;
-        }
-        libc::execve(setup.program, setup.argv.cast(), setup.envp.cast());
+        libc::syscall(libc::SYS_execve, setup.program, setup.argv, setup.envp);
+        errno()
     }
 }
 
@@ -498,7 +605,7 @@ impl ChildStack {
 
     /// The stack's highest address, where a downward-growing stack starts
     /// (page-aligned, so aligned as any ABI wants).
-    fn top(&mut self) -> *mut c_void {
+    fn top(&self) -> *mut c_void {
         self.base.wrapping_byte_add(self.len)
     }
 }
@@ -600,6 +707,92 @@ mod tests {
         for task in tasks {
             task.await.unwrap();
         }
+    }
+
+    /// Makes the kernel refuse, on this thread only, a `clone` with
+    /// `CLONE_PIDFD` (EINVAL), as gVisor does: a real seccomp filter, the
+    /// mechanism such sandboxes use.
+    fn refuse_clone_pidfd_on_this_thread() {
+        // `struct seccomp_data`: the syscall number at 0, the low half of
+        // the first argument (clone's flags) at 16 (little-endian).
+        const NR: u32 = 0;
+        const FLAGS_LOW: u32 = 16;
+        let op = |code: u32, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        };
+        let jump = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
+        let filter = [
+            op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, NR),
+            jump(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                libc::SYS_clone as u32,
+                0,
+                3,
+            ),
+            op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, FLAGS_LOW),
+            jump(
+                libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,
+                libc::CLONE_PIDFD as u32,
+                0,
+                1,
+            ),
+            op(
+                libc::BPF_RET | libc::BPF_K,
+                libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32,
+            ),
+            op(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        ];
+        let program = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: `program` and `filter` outlive the calls, which copy them.
+        unsafe {
+            assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+            assert_eq!(
+                libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &raw const program
+                ),
+                0,
+                "seccomp: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
+
+    #[cfg(all(target_os = "linux", target_endian = "little"))]
+    #[test]
+    fn where_a_clone_with_a_pidfd_is_refused_it_is_made_without() {
+        // Its own thread: the filter stays with the thread that set it.
+        std::thread::spawn(|| {
+            refuse_clone_pidfd_on_this_thread();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                for code in [6, 7] {
+                    let mut child = sh(&format!("echo started; exit {code}"), &[])
+                        .expect("a refused CLONE_PIDFD must not fail the spawn");
+                    let (out, ended) = tokio::join!(read_all(child.stdout), child.exit.wait());
+                    assert_eq!(out, "started\n");
+                    assert_eq!(ended.unwrap(), Ended::Exited(code));
+                }
+            });
+        })
+        .join()
+        .unwrap();
+        assert!(PIDFD_REFUSED.load(Ordering::Relaxed));
     }
 
     #[tokio::test]
