@@ -387,7 +387,7 @@ fn clone_child(setup: &ChildSetup) -> io::Result<(Pid, Option<OwnedFd>)> {
             let mut before = 0u64;
             libc::syscall(
                 libc::SYS_rt_sigprocmask,
-                libc::SIG_SETMASK,
+                libc::c_long::from(libc::SIG_SETMASK),
                 &all,
                 &mut before,
                 KERNEL_SIGSET_SIZE,
@@ -418,7 +418,7 @@ fn clone_child(setup: &ChildSetup) -> io::Result<(Pid, Option<OwnedFd>)> {
             }
             libc::syscall(
                 libc::SYS_rt_sigprocmask,
-                libc::SIG_SETMASK,
+                libc::c_long::from(libc::SIG_SETMASK),
                 &before,
                 std::ptr::null_mut::<u64>(),
                 KERNEL_SIGSET_SIZE,
@@ -482,6 +482,8 @@ unsafe fn set_up_and_exec(setup: &ChildSetup) -> c_int {
     // `syscall` returns -1 and sets errno (the suspended parent thread's)
     // on failure.
     let failed = |result: libc::c_long| result < 0;
+    // Integers go to the variadic `syscall` as `long`, the width it reads.
+    let long = libc::c_long::from;
     let errno = || unsafe { *libc::__errno_location() };
     // The kernel's `struct sigaction` for `SIG_DFL`: all zero, whatever
     // the architecture's layout (three or four words), so four zero words
@@ -490,16 +492,21 @@ unsafe fn set_up_and_exec(setup: &ChildSetup) -> c_int {
     // SAFETY: raw system calls on fds, C strings and arrays `setup` owns or
     // that live on this stack.
     unsafe {
-        if failed(libc::syscall(libc::SYS_setpgid, 0, 0)) {
+        if failed(libc::syscall(
+            libc::SYS_setpgid,
+            0 as libc::c_long,
+            0 as libc::c_long,
+        )) {
             return errno();
         }
         for (&fd, target) in setup.stdio.iter().zip(0..) {
             // A source already in place keeps close-on-exec through a
             // `dup2` onto itself (std opens 0-2 in kiln, so it never is).
+            let (fd, target) = (long(fd), long(target));
             let result = if fd == target {
-                libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0)
+                libc::syscall(libc::SYS_fcntl, fd, long(libc::F_SETFD), 0 as libc::c_long)
             } else {
-                libc::syscall(libc::SYS_dup3, fd, target, 0)
+                libc::syscall(libc::SYS_dup3, fd, target, 0 as libc::c_long)
             };
             if failed(result) {
                 return errno();
@@ -511,7 +518,7 @@ unsafe fn set_up_and_exec(setup: &ChildSetup) -> c_int {
         let reset = |signal: c_int| {
             libc::syscall(
                 libc::SYS_rt_sigaction,
-                signal,
+                long(signal),
                 &default_action,
                 std::ptr::null_mut::<c_void>(),
                 KERNEL_SIGSET_SIZE,
@@ -549,7 +556,7 @@ unsafe fn set_up_and_exec(setup: &ChildSetup) -> c_int {
         let none = 0u64;
         if failed(libc::syscall(
             libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
+            long(libc::SIG_SETMASK),
             &none,
             std::ptr::null_mut::<u64>(),
             KERNEL_SIGSET_SIZE,
