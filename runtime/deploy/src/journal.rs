@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -149,9 +148,8 @@ fn json<T: Serialize>(value: &T) -> String {
 
 impl Journal {
     /// Opens the journal in `state_dir` (normally `.kiln`), creating its
-    /// tables; the same settings as kiln-store (WAL, NORMAL sync, a busy
-    /// timeout for concurrent `kiln` processes, the WAL kept at close and
-    /// cut to 4 MiB when reset: docs/decisions.md, "Scheduler overhead").
+    /// tables, on a connection with the settings every connection to
+    /// `kiln.db` shares ([`kiln_store::open_database`]).
     pub fn open(state_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(state_dir.join("deploy"))
             .map_err(|e| DeployError::io("create", state_dir.join("deploy"), e))?;
@@ -160,14 +158,7 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(db)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-            .map_err(db)?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 4194304;")
-            .map_err(db)?;
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-            .map_err(db)?;
+        let conn = kiln_store::open_database(&path).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         let version: Option<i64> = conn
             .query_row("SELECT version FROM deploy_schema", [], |r| r.get(0))

@@ -187,6 +187,30 @@ impl Store {
     }
 }
 
+/// A connection to the database at `path` with the settings every
+/// connection to `kiln.db` shares, whichever crate opens it (the store's,
+/// the deploy journal's): they must agree, as each may be the one that
+/// closes last.
+pub fn open_database(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL lets `kiln runs list` read while a run writes; NORMAL sync is
+    // durable across process crashes, which is the failure we care about.
+    conn.query_row("PRAGMA journal_mode = WAL", [], |row| {
+        row.get::<_, String>(0)
+    })?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+    // The last connection to close would copy the WAL into the database,
+    // sync it and delete the WAL, and the next run would create and sync a
+    // new one: a third of the time a run spends after its last step, for
+    // a copy SQLite makes anyway once the WAL reaches 1,000 pages. So the
+    // WAL stays between runs (`kiln.db-wal`, `kiln.db-shm`, part of the
+    // database like `kiln.db`), kept to 4 MiB when it is reset.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+    Ok(conn)
+}
+
 /// Opens `kiln.db` in `dir` (WAL, busy timeout, foreign keys) and migrates
 /// it to the current schema. Shared by [`Store`] and
 /// [`artifacts::Artifacts`], which hold their own connections.
@@ -196,25 +220,8 @@ fn connect(dir: &Path) -> Result<(Connection, PathBuf)> {
         path: db_path.clone(),
         source,
     };
-    let mut conn = Connection::open(&db_path).map_err(db)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
-    // WAL lets `kiln runs list` read while a run writes; NORMAL sync is
-    // durable across process crashes, which is the failure we care about.
-    conn.query_row("PRAGMA journal_mode = WAL", [], |row| {
-        row.get::<_, String>(0)
-    })
-    .map_err(db)?;
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .map_err(db)?;
-    // The last connection to close would copy the WAL into the database,
-    // sync it and delete the WAL, and the next run would create and sync a
-    // new one: a third of the time a run spends after its last step, for
-    // a copy SQLite makes anyway once the WAL reaches 1,000 pages. So the
-    // WAL stays between runs (`kiln.db-wal`, `kiln.db-shm`, part of the
-    // database like `kiln.db`), kept to 4 MiB when it is reset.
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-        .map_err(db)?;
-    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+    let mut conn = open_database(&db_path).map_err(db)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;")
         .map_err(db)?;
     let found = schema::version(&conn).map_err(db)?;
     if found > schema::latest() {
