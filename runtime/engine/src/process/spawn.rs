@@ -205,10 +205,8 @@ pub(super) fn spawn(spec: &Spawn<'_>) -> io::Result<Child> {
 
     // Our ends are read non-blocking by the reactor; the child's ends stay
     // blocking, as a shell expects of its stdout. Every fd kiln opens is
-    // close-on-exec, so the child gets exactly the three it `dup2`s. std
-    // makes sure fds 0-2 are open in kiln, so neither a pipe nor
-    // `/dev/null` lands on them (where `dup2` onto itself would keep
-    // close-on-exec).
+    // close-on-exec, so the child gets exactly the three it `dup2`s (std
+    // keeps fds 0-2 open in kiln, so none of them is already in place).
     let (stdout_read, stdout_write) = pipe_with(PipeFlags::CLOEXEC)?;
     let (stderr_read, stderr_write) = pipe_with(PipeFlags::CLOEXEC)?;
     for read_end in [&stdout_read, &stderr_read] {
@@ -383,15 +381,8 @@ fn clone_child(setup: &ChildSetup) -> io::Result<(Pid, Option<OwnedFd>)> {
         // thread can use the stack meanwhile. `child_main` only reads
         // `setup` and makes raw system calls.
         let pid = unsafe {
-            let all = u64::MAX;
             let mut before = 0u64;
-            libc::syscall(
-                libc::SYS_rt_sigprocmask,
-                libc::c_long::from(libc::SIG_SETMASK),
-                &all,
-                &mut before,
-                KERNEL_SIGSET_SIZE,
-            );
+            set_signal_mask(u64::MAX, &mut before);
             let clone = |flags: c_int, pidfd: &mut c_int| {
                 let pid = libc::clone(
                     child_main,
@@ -416,13 +407,7 @@ fn clone_child(setup: &ChildSetup) -> io::Result<(Pid, Option<OwnedFd>)> {
             {
                 cloned = clone(0, &mut pidfd);
             }
-            libc::syscall(
-                libc::SYS_rt_sigprocmask,
-                libc::c_long::from(libc::SIG_SETMASK),
-                &before,
-                std::ptr::null_mut::<u64>(),
-                KERNEL_SIGSET_SIZE,
-            );
+            set_signal_mask(before, std::ptr::null_mut());
             match cloned {
                 (pid, _) if pid > 0 => pid,
                 (_, error) => return Err(error),
@@ -443,6 +428,26 @@ fn clone_child(setup: &ChildSetup) -> io::Result<(Pid, Option<OwnedFd>)> {
             }
         }
     })
+}
+
+/// Sets the calling thread's signal mask to `mask` (a bit per signal,
+/// glibc's own two included, which its wrappers leave out) by the raw
+/// system call, and stores the previous mask in `old` unless it is null.
+/// Returns -1 and sets errno on failure.
+///
+/// # Safety
+/// `old` is null or valid for writing a `u64`.
+unsafe fn set_signal_mask(mask: u64, old: *mut u64) -> libc::c_long {
+    // SAFETY: `mask` lives across the call; `old` as the caller promises.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::c_long::from(libc::SIG_SETMASK),
+            &mask,
+            old,
+            KERNEL_SIGSET_SIZE,
+        )
+    }
 }
 
 /// Waits for `pid` to end and reaps it, through interruptions.
@@ -525,10 +530,7 @@ unsafe fn set_up_and_exec(setup: &ChildSetup) -> c_int {
             )
         };
         // Rust ignores SIGPIPE in kiln; a step gets it at its default.
-        if failed(reset(libc::SIGPIPE)) {
-            return errno();
-        }
-        for signal in CAUGHT_BY_KILN {
+        for signal in std::iter::once(libc::SIGPIPE).chain(CAUGHT_BY_KILN) {
             if failed(reset(signal)) {
                 return errno();
             }
@@ -553,14 +555,7 @@ unsafe fn set_up_and_exec(setup: &ChildSetup) -> c_int {
                 let _ = reset(signal);
             }
         }
-        let none = 0u64;
-        if failed(libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            long(libc::SIG_SETMASK),
-            &none,
-            std::ptr::null_mut::<u64>(),
-            KERNEL_SIGSET_SIZE,
-        )) {
+        if failed(set_signal_mask(0, std::ptr::null_mut())) {
             return errno();
         }
         libc::syscall(libc::SYS_execve, setup.program, setup.argv, setup.envp);
