@@ -259,3 +259,59 @@ jobs:
         }
     }
 }
+
+/// The engine's thread blocks every signal while it clones a step's
+/// process; a signal sent to kiln meanwhile (another step's `SIGCHLD`,
+/// Ctrl-C) must then wait for it, not wake one of kiln's other threads for
+/// nothing. So every thread but the engine's blocks the signals kiln gets,
+/// and the engine's (kiln's main thread) blocks none of them while it
+/// waits for the step.
+#[test]
+fn only_the_engine_thread_takes_the_signals_sent_to_kiln() {
+    let kiln = Kiln::new()
+        .pipeline(
+            "
+jobs:
+  look:
+    steps:
+      - run: |
+          echo $PPID > main.txt
+          for task in /proc/$PPID/task/*; do
+            echo \"${task##*/} $(grep SigBlk $task/status)\"
+          done > masks.txt
+",
+        )
+        .args(["run"]);
+    kiln.run().code(0);
+    let main: u32 = kiln.read("main.txt").trim().parse().expect("kiln's pid");
+    let masks: Vec<(u32, u64)> = kiln
+        .read("masks.txt")
+        .lines()
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            let tid = words.next().and_then(|t| t.parse().ok());
+            let mask = words.nth(1).and_then(|m| u64::from_str_radix(m, 16).ok());
+            tid.zip(mask)
+                .unwrap_or_else(|| panic!("cannot read a thread's mask in {line:?}"))
+        })
+        .collect();
+    assert!(
+        masks.len() >= 2 && masks.iter().any(|(tid, _)| *tid == main),
+        "kiln runs an engine and an event thread: {masks:x?}"
+    );
+    // SIGINT, SIGTERM and SIGCHLD (the same numbers on every Linux kiln
+    // builds for).
+    for (tid, mask) in &masks {
+        for signal in [2, 15, 17] {
+            let blocked = mask & (1 << (signal - 1)) != 0;
+            if *tid == main {
+                assert!(
+                    !blocked,
+                    "the engine thread blocks signal {signal}: {masks:x?}"
+                );
+            } else {
+                assert!(blocked, "thread {tid} takes signal {signal}: {masks:x?}");
+            }
+        }
+    }
+}

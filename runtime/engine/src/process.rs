@@ -19,6 +19,7 @@ use tokio::net::unix::pipe::Receiver;
 
 use crate::event::Stream;
 use crate::executor::{BoxFuture, Env, Executor, OutputSender, StepControl, StepExit, StepRequest};
+pub use spawn::leave_signals_to_the_engine_thread;
 use spawn::{Child, Ended, Exit, Spawn};
 
 /// How long readers may keep draining output after the group was killed.

@@ -103,7 +103,10 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
     let (to_consumer, from_engine) = std_mpsc::channel();
     let consumer = std::thread::Builder::new()
         .name("kiln-events".into())
-        .spawn(move || consume(from_engine, reporter, recorder))
+        .spawn(move || {
+            kiln_engine::process::leave_signals_to_the_engine_thread();
+            consume(from_engine, reporter, recorder)
+        })
         .map_err(|e| CliError::Engine(format!("cannot start the event thread: {e}")))?;
 
     let started = Instant::now();
@@ -113,6 +116,7 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> Result<u8, CliErr
     // `kiln-bench scheduler`: 11 % less wall time than a multi-thread pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_start(kiln_engine::process::leave_signals_to_the_engine_thread)
         .build()
         .map_err(|e| CliError::Engine(format!("cannot start the async runtime: {e}")))?;
     let outcome = runtime.block_on(execute(

@@ -450,6 +450,34 @@ unsafe fn set_signal_mask(mask: u64, old: *mut u64) -> libc::c_long {
     }
 }
 
+/// Blocks every signal that is not a fault on the calling thread, so a
+/// signal sent to kiln (a child's `SIGCHLD`, Ctrl-C) is delivered to the
+/// thread that runs the engine. That thread blocks every signal while a
+/// child is cloned; meanwhile the kernel hands a process-wide signal to any
+/// other thread that has it unblocked, waking it for nothing (the default
+/// action of `SIGCHLD` is to ignore it) on the core a step runs on. Blocked
+/// everywhere else, the signal waits until the engine thread unblocks it.
+/// Call it first thing on every thread kiln starts besides the engine's.
+pub fn leave_signals_to_the_engine_thread() {
+    // SAFETY: plain calls on a local set; glibc's `pthread_sigmask` never
+    // blocks its own two internal signals, which must stay deliverable.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigfillset(&mut set);
+        for fault in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGFPE,
+            libc::SIGTRAP,
+            libc::SIGSYS,
+        ] {
+            libc::sigdelset(&mut set, fault);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Waits for `pid` to end and reaps it, through interruptions.
 fn reap_now(pid: Pid) {
     while let Err(rustix::io::Errno::INTR) =
