@@ -12,6 +12,25 @@ use serde::Serialize;
 /// Identifies a run (the run record's id).
 pub type RunId = i64;
 
+/// Where the engine sends its events, in the order things happened.
+///
+/// Called on the engine's thread, so it must not block for long: queue the
+/// event for another thread (the CLI's consumer records and shows it). A
+/// tokio channel is one, for tests and embedders; the CLI hands events
+/// straight to its consumer thread, without a task to forward them.
+pub trait EventSink: Send + Sync {
+    /// Takes one event. A sink nobody listens to any more drops it: the
+    /// run still ends cleanly.
+    fn emit(&self, event: Event);
+}
+
+impl EventSink for tokio::sync::mpsc::UnboundedSender<Event> {
+    fn emit(&self, event: Event) {
+        // A gone receiver means nobody listens any more.
+        let _ = self.send(event);
+    }
+}
+
 /// Something that happened in a run. Serialises as one JSON object with a
 /// `"type"` tag (the `--json` format, documented in docs/events.md).
 #[derive(Debug, Clone, Serialize)]

@@ -37,7 +37,7 @@ use std::time::Duration;
 pub use action::{ActionExecutor, ActionExit, ActionRequest};
 pub use artifacts::ArtifactStore;
 pub use deploy::{DeployRequest, Deployer};
-pub use event::{Event, JobResult, RunId, RunResult, StepResult, Stream};
+pub use event::{Event, EventSink, JobResult, RunId, RunResult, StepResult, Stream};
 pub use executor::{
     BoxFuture, ContainerRequest, Env, Executor, JobRequest, OutputSender, Placement, Routed,
     ServiceRequest, StepControl, StepExit, StepRequest,

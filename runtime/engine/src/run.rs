@@ -13,13 +13,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use kiln_pipeline::expr::Context;
 use kiln_pipeline::{JobId, Plan};
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::RunOptions;
 use crate::context::{self, Finished};
-use crate::event::{Event, JobInfo, JobResult, RunResult};
+use crate::event::{Event, EventSink, JobInfo, JobResult, RunResult};
 use crate::executor::Executor;
 use crate::job::{self, JobOutcome};
 use crate::mask::Masker;
@@ -30,7 +29,7 @@ pub(crate) struct Shared {
     pub options: RunOptions,
     pub executor: Arc<dyn Executor>,
     pub masker: Masker,
-    events: UnboundedSender<Event>,
+    events: Box<dyn EventSink>,
     /// Stops every running step gracefully (user cancel or pipeline timeout).
     pub stop: CancellationToken,
     /// Kills every running step at once.
@@ -50,9 +49,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn emit(&self, event: Event) {
-        // A gone receiver means nobody listens any more; the run still ends
-        // cleanly, so the error is deliberately ignored.
-        let _ = self.events.send(event);
+        self.events.emit(event);
     }
 
     /// A secret by name: exact, else case-insensitive (GitHub's names are).
@@ -87,7 +84,7 @@ pub async fn run(
     plan: Arc<Plan>,
     mut options: RunOptions,
     executor: Arc<dyn Executor>,
-    events: UnboundedSender<Event>,
+    events: impl EventSink + 'static,
     cancel: CancellationToken,
     kill: CancellationToken,
 ) -> RunResult {
@@ -104,7 +101,7 @@ pub async fn run(
         plan: plan.clone(),
         options,
         executor,
-        events,
+        events: Box::new(events),
         stop: CancellationToken::new(),
         kill,
         pipeline_timed_out: AtomicBool::new(false),

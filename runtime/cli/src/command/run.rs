@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use kiln_engine::{Event, RunResult};
 use kiln_store::Store;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::RunArgs;
@@ -188,33 +187,38 @@ async fn execute(
 ) -> Result<RunResult, String> {
     let cancel = CancellationToken::new();
     let kill = CancellationToken::new();
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
-    let forward = {
-        let to_consumer = to_consumer.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events_rx.recv().await {
-                let ends_run = matches!(event, Event::RunFinished { .. });
-                if to_consumer.send(Message::Event(Box::new(event))).is_err() {
-                    break;
-                }
-                if ends_run {
-                    // The consumer may be gathering; the last burst waits
-                    // for nothing more.
-                    consumer.unpark();
-                }
-            }
-        })
+    let events = ToConsumer {
+        to_consumer: to_consumer.clone(),
+        consumer,
     };
     let signals = tokio::spawn(watch_signals(cancel.clone(), kill.clone(), to_consumer));
     let containers = kiln_docker::DockerExecutor::new(input.engine.clone(), input.owner.clone());
-    let result = engine_run(plan, input, containers.clone(), cancel, kill, events_tx).await;
+    let result = engine_run(plan, input, containers.clone(), cancel, kill, events).await;
     signals.abort();
-    let _ = forward.await;
     // Step containers are removed in the background once their exit is
     // known; the last removals overlap recording the run's end (the event
     // thread's final commit), and kiln exits only when they are done.
     containers.settle().await;
     result
+}
+
+/// The engine's events, handed from its thread straight to the consumer's.
+struct ToConsumer {
+    to_consumer: std_mpsc::Sender<Message>,
+    consumer: std::thread::Thread,
+}
+
+impl kiln_engine::EventSink for ToConsumer {
+    fn emit(&self, event: Event) {
+        let ends_run = matches!(event, Event::RunFinished { .. });
+        // A consumer that is gone has nothing left to record or show.
+        let _ = self.to_consumer.send(Message::Event(Box::new(event)));
+        if ends_run {
+            // The consumer may be gathering; the last burst waits for
+            // nothing more.
+            self.consumer.unpark();
+        }
+    }
 }
 
 /// First SIGINT/SIGTERM cancels the run (steps get SIGTERM, then SIGKILL
@@ -337,7 +341,7 @@ async fn engine_run(
     containers: kiln_docker::DockerExecutor,
     cancel: CancellationToken,
     kill: CancellationToken,
-    events: mpsc::UnboundedSender<Event>,
+    events: ToConsumer,
 ) -> Result<RunResult, String> {
     let EngineInput {
         run_id,
