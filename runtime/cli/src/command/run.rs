@@ -256,8 +256,13 @@ async fn watch_signals(
 /// cannot hold back the record of a finished step for long.
 const MAX_BATCH: usize = 512;
 
-/// How long events may gather before they are recorded and shown.
-const GATHER: Duration = Duration::from_millis(10);
+/// How long events may gather before they are recorded and shown: one
+/// frame of a 25 Hz display, still below what a person notices as late.
+/// Each commit rewrites every page the burst touched (a run's jobs finish
+/// scattered over the `jobs` table), so fewer, larger bursts write less:
+/// 40 ms instead of 10 halved the WAL written by a run of 2,000 no-op jobs
+/// and took 2-3 % off its wall time (`kiln-bench scheduler`).
+const GATHER: Duration = Duration::from_millis(40);
 
 impl Message {
     /// Whether nothing follows: the run is over, so waiting would only
@@ -314,7 +319,7 @@ fn consume(
 
 /// Lets the next events join `burst` for up to `window` ([`GATHER`]): one
 /// wake-up and one commit per window instead of per event saved a third of
-/// this thread's work on short jobs, and 10 ms is below what a person sees.
+/// this thread's work on short jobs.
 /// The window closes early when the run's last event arrives (the engine's
 /// side unparks this thread then), so a run ends as soon as it is recorded.
 fn gather(rx: &std_mpsc::Receiver<Message>, burst: &mut Vec<Message>, window: Duration) {
