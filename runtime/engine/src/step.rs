@@ -408,14 +408,13 @@ impl<'a> StepRunner<'a> {
                 return (StepResult::Failed, None, Vec::new());
             }
         };
-        let output_file = self.output_file(index);
         let executor = self.shared.executor.clone();
         let (result, exit) = self
             .drive(index, step, |tx, control| {
                 executor.run_step(request, tx, control)
             })
             .await;
-        let outputs = match self.read_outputs(&output_file) {
+        let outputs = match self.read_outputs(index) {
             Ok(outputs) => outputs,
             Err(message) => {
                 self.note(index, &message);
@@ -444,9 +443,11 @@ impl<'a> StepRunner<'a> {
     }
 
     fn output_file(&self, index: usize) -> PathBuf {
-        self.shared
-            .temp
-            .join(format!("{}-{}-{}.out", self.job.id.0, self.attempt, index))
+        self.shared.temp.join(self.output_file_name(index))
+    }
+
+    fn output_file_name(&self, index: usize) -> String {
+        format!("{}-{}-{}.out", self.job.id.0, self.attempt, index)
     }
 
     fn request(
@@ -787,13 +788,20 @@ impl<'a> StepRunner<'a> {
         })
     }
 
-    fn read_outputs(&self, path: &PathBuf) -> Result<Vec<(String, String)>, String> {
-        let text = match std::fs::read_to_string(path) {
+    /// What step `index` wrote to `$KILN_OUTPUT`, masked; the file is
+    /// removed once read.
+    fn read_outputs(&self, index: usize) -> Result<Vec<(String, String)>, String> {
+        let name = self.output_file_name(index);
+        if !self.shared.temp_holds(&name) {
+            return Ok(Vec::new());
+        }
+        let path = self.shared.temp.join(name);
+        let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(format!("cannot read `$KILN_OUTPUT`: {e}")),
         };
-        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(&path);
         outputs::parse(&text)
             .map(|pairs| {
                 pairs
