@@ -178,7 +178,7 @@ struct Sweep {
     finished: Box<dyn Fn(i64) -> bool + Send + Sync>,
 }
 
-/// Runs the engine with signal handling, forwarding its events.
+/// Runs the engine with signal handling; its events go to the consumer.
 async fn execute(
     plan: kiln_pipeline::Plan,
     input: EngineInput,
