@@ -83,22 +83,10 @@ impl Shared {
             )
             .ok();
         }
-        let Some(dir) = listing.as_ref() else {
-            return true;
-        };
-        if rustix::fs::seek(dir, rustix::fs::SeekFrom::Start(0)).is_err() {
-            return true;
+        match listing.as_ref() {
+            Some(dir) => lists(dir, name).unwrap_or(true),
+            None => true,
         }
-        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
-        let mut entries = RawDir::new(dir, &mut buf);
-        while let Some(entry) = entries.next() {
-            match entry {
-                Ok(entry) if entry.file_name().to_bytes() == name.as_bytes() => return true,
-                Ok(_) => {}
-                Err(_) => return true,
-            }
-        }
-        false
     }
 
     /// The result of a job stopped by the run's stop token.
@@ -183,6 +171,20 @@ pub async fn run(
         duration: started.elapsed(),
     });
     result
+}
+
+/// Whether the directory open as `dir` has an entry named `name`, read
+/// from its start (the same fd serves every listing).
+fn lists(dir: &OwnedFd, name: &str) -> rustix::io::Result<bool> {
+    rustix::fs::seek(dir, rustix::fs::SeekFrom::Start(0))?;
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+    let mut entries = RawDir::new(dir, &mut buf);
+    while let Some(entry) = entries.next() {
+        if entry?.file_name().to_bytes() == name.as_bytes() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Scripts may hold secrets, so they go to memory-backed storage when the
@@ -506,5 +508,40 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_dir(path: &std::path::Path) -> OwnedFd {
+        rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open the directory")
+    }
+
+    #[test]
+    fn a_listing_finds_a_file_past_one_read_of_entries_and_sees_later_changes() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = open_dir(temp.path());
+        assert!(!lists(&dir, "0-1-0.out").expect("list"));
+        // Far more entries than one 4 KiB read of the directory holds.
+        for i in 0..600 {
+            std::fs::write(temp.path().join(format!("{i}-1-0.out")), "").expect("write");
+        }
+        for i in 0..600 {
+            let name = format!("{i}-1-0.out");
+            assert!(lists(&dir, &name).expect("list"), "{name} is there");
+        }
+        assert!(!lists(&dir, "600-1-0.out").expect("list"));
+        std::fs::remove_file(temp.path().join("599-1-0.out")).expect("remove");
+        assert!(
+            !lists(&dir, "599-1-0.out").expect("list"),
+            "the same fd, listed again"
+        );
     }
 }

@@ -39,6 +39,7 @@ impl Guests {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("kiln-wasm-guest")
+            .on_thread_start(kiln_engine::process::leave_signals_to_the_engine_thread)
             .enable_all()
             .build()
             .ok();

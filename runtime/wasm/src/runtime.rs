@@ -472,6 +472,7 @@ fn start_ticker(engine: &Engine, ticking: Arc<AtomicBool>) -> Result<(), WasmErr
     std::thread::Builder::new()
         .name("kiln-wasm-epoch".into())
         .spawn(move || {
+            kiln_engine::process::leave_signals_to_the_engine_thread();
             while ticking.load(Ordering::Relaxed) {
                 std::thread::sleep(EPOCH_TICK);
                 match weak.upgrade() {
