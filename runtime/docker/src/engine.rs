@@ -50,6 +50,7 @@ impl Engine {
         let asked = std::thread::Builder::new()
             .name("kiln-docker-ping".into())
             .spawn(move || {
+                kiln_engine::process::leave_signals_to_the_engine_thread();
                 let _ = answer.send(ping_version_blocking(&path));
             });
         if asked.is_ok() {

@@ -261,7 +261,7 @@ const MAX_BATCH: usize = 512;
 /// Each commit rewrites every page the burst touched (a run's jobs finish
 /// scattered over the `jobs` table), so fewer, larger bursts write less:
 /// 40 ms instead of 10 halved the WAL written by a run of 2,000 no-op jobs
-/// and took 2-3 % off its wall time (`kiln-bench scheduler`).
+/// and took 2-3 % off its wall time (interleaved side by side).
 const GATHER: Duration = Duration::from_millis(40);
 
 impl Message {

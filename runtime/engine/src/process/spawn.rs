@@ -457,7 +457,9 @@ unsafe fn set_signal_mask(mask: u64, old: *mut u64) -> libc::c_long {
 /// other thread that has it unblocked, waking it for nothing (the default
 /// action of `SIGCHLD` is to ignore it) on the core a step runs on. Blocked
 /// everywhere else, the signal waits until the engine thread unblocks it.
-/// Call it first thing on every thread kiln starts besides the engine's.
+/// Called first thing on the threads that run beside the engine in `kiln
+/// run`: the event thread, tokio's blocking pool, wasm guests and their
+/// epoch ticker, the Docker ping.
 pub fn leave_signals_to_the_engine_thread() {
     // SAFETY: plain calls on a local set; glibc's `pthread_sigmask` never
     // blocks its own two internal signals, which must stay deliverable.
