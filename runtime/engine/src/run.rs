@@ -76,12 +76,7 @@ impl Shared {
     pub(crate) fn temp_holds(&self, name: &str) -> bool {
         let mut listing = self.temp_listing.lock().unwrap_or_else(|e| e.into_inner());
         if listing.is_none() {
-            *listing = rustix::fs::open(
-                &self.temp,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .ok();
+            *listing = open_for_listing(&self.temp).ok();
         }
         match listing.as_ref() {
             Some(dir) => lists(dir, name).unwrap_or(true),
@@ -171,6 +166,14 @@ pub async fn run(
         duration: started.elapsed(),
     });
     result
+}
+
+fn open_for_listing(dir: &std::path::Path) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 /// Whether the directory open as `dir` has an entry named `name`, read
@@ -515,19 +518,10 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 mod tests {
     use super::*;
 
-    fn open_dir(path: &std::path::Path) -> OwnedFd {
-        rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .expect("open the directory")
-    }
-
     #[test]
     fn a_listing_finds_a_file_past_one_read_of_entries_and_sees_later_changes() {
         let temp = tempfile::tempdir().expect("temp dir");
-        let dir = open_dir(temp.path());
+        let dir = open_for_listing(temp.path()).expect("open the directory");
         assert!(!lists(&dir, "0-1-0.out").expect("list"));
         // Far more entries than one 4 KiB read of the directory holds.
         for i in 0..600 {
